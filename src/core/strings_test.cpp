@@ -1,0 +1,59 @@
+#include "core/strings.hpp"
+
+#include "core/hash.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mcpgate::core {
+namespace {
+
+TEST(Strings, CaseInsensitiveHelpers) {
+  EXPECT_TRUE(iequals("Contoso.OnMicrosoft.com", "contoso.onmicrosoft.COM"));
+  EXPECT_FALSE(iequals("abc", "abcd"));
+  EXPECT_TRUE(istarts_with("Bearer abc", "bearer "));
+  EXPECT_EQ(to_lower("AbC"), "abc");
+  EXPECT_EQ(trim(" \t x y \r\n"), "x y");
+}
+
+TEST(Strings, SplitKeepsEmptyParts) {
+  auto parts = split("a,,b", ",");
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[1], "");
+  EXPECT_EQ(split("a b", " ").size(), 2u);
+  EXPECT_EQ(split("abc", "").size(), 1u);
+}
+
+TEST(Strings, Guid) {
+  EXPECT_TRUE(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
+  EXPECT_TRUE(is_guid("72F988BF-86F1-41AF-91AB-2D7CD011DB47"));
+  EXPECT_FALSE(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db4"));
+  EXPECT_FALSE(is_guid("72f988bf_86f1-41af-91ab-2d7cd011db47"));
+  EXPECT_FALSE(is_guid("contoso.onmicrosoft.com"));
+}
+
+TEST(Strings, PrintableEscapesAndCuts) {
+  EXPECT_EQ(printable("a\x01\\"), "a\\x01\\x5c");
+  EXPECT_EQ(printable(std::string(100, 'x'), 10), std::string(10, 'x') + "...");
+}
+
+TEST(Strings, ConstantTimeEquals) {
+  EXPECT_TRUE(constant_time_equals("secret", "secret"));
+  EXPECT_FALSE(constant_time_equals("secret", "secreT"));
+  EXPECT_FALSE(constant_time_equals("secret", "secret2"));
+}
+
+TEST(Hash, DependsOnEveryByteAndLength) {
+  std::string a(1500, 'a');
+  const auto h = fast_hash(a);
+  for (std::size_t i : {0u, 7u, 8u, 15u, 16u, 777u, 1499u}) {
+    std::string b = a;
+    b[i] = 'b';
+    EXPECT_NE(fast_hash(b), h) << i;
+  }
+  EXPECT_NE(fast_hash(a.substr(0, 1499)), h);
+  EXPECT_EQ(fast_hash(a), h);
+  EXPECT_NE(fast_hash("x", 1), fast_hash("x", 2));
+}
+
+}  // namespace
+}  // namespace mcpgate::core

@@ -1,0 +1,66 @@
+#include "jwt/cache.hpp"
+
+#include "core/hash.hpp"
+
+namespace mcpgate::jwt {
+
+VerifiedTokenCache::VerifiedTokenCache(std::size_t capacity)
+    : sets_(std::max<std::size_t>(1, capacity / (kShards * kWays))), shards_(new Shard[kShards]) {
+  for (std::size_t i = 0; i < kShards; ++i) shards_[i].slots.reset(new Slot[sets_ * kWays]);
+}
+
+VerifiedTokenCache::~VerifiedTokenCache() = default;
+
+VerifiedTokenCache::Slot* VerifiedTokenCache::set_for(Shard& shard, std::uint64_t hash) const {
+  return &shard.slots[((hash >> 4) % sets_) * kWays];
+}
+
+VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token) const {
+  if (token.size() > kMaxTokenBytes) return nullptr;
+  const std::uint64_t h = core::fast_hash(token);
+  Shard& shard = shards_[h % kShards];
+  std::lock_guard lock(shard.mu);
+  Slot* set = set_for(shard, h);
+  for (std::size_t i = 0; i < kWays; ++i) {
+    if (set[i].hash == h && set[i].value && set[i].token == token) return set[i].value;
+  }
+  return nullptr;
+}
+
+void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, double expires_at) {
+  if (token.size() > kMaxTokenBytes || !value) return;
+  const std::uint64_t h = core::fast_hash(token);
+  Shard& shard = shards_[h % kShards];
+  VerifiedTokenPtr evicted;  // released outside the lock
+  std::lock_guard lock(shard.mu);
+  Slot* set = set_for(shard, h);
+  Slot* victim = &set[0];
+  for (std::size_t i = 0; i < kWays; ++i) {
+    Slot& s = set[i];
+    if (s.value && s.hash == h && s.token == token) {
+      victim = &s;
+      break;
+    }
+    if (!s.value) {
+      victim = &s;
+      break;
+    }
+    if (s.expires_at < victim->expires_at) victim = &s;
+  }
+  evicted = std::move(victim->value);
+  victim->hash = h;
+  victim->expires_at = expires_at;
+  victim->token.assign(token);
+  victim->value = std::move(value);
+}
+
+std::size_t VerifiedTokenCache::size() const {
+  std::size_t n = 0;
+  for (std::size_t s = 0; s < kShards; ++s) {
+    std::lock_guard lock(shards_[s].mu);
+    for (std::size_t i = 0; i < sets_ * kWays; ++i) n += shards_[s].slots[i].value ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace mcpgate::jwt
