@@ -1,0 +1,14 @@
+// app: the subcommands of the mcpgate binary, each registered on the CLI11 app by one function.
+// The composition root: may use every module.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace mcpgate::app {
+
+// `mcpgate jwt decode|verify|sign`.
+void add_jwt_commands(CLI::App& app, int& exit_code);
+
+}  // namespace mcpgate::app
