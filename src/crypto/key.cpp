@@ -206,6 +206,29 @@ PublicKey PublicKey::oct(std::string secret) {
 std::string PublicKey::rsa_n() const { return bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_N); }
 std::string PublicKey::rsa_e() const { return bn_param(pkey_.get(), OSSL_PKEY_PARAM_RSA_E); }
 
+namespace {
+std::string ec_point(EVP_PKEY* pkey) {
+  unsigned char buf[1 + 2 * 66];
+  std::size_t len = 0;
+  // Uncompressed form 04 || x || y.
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof buf, &len) != 1 ||
+      len < 3 || buf[0] != 4) {
+    ERR_clear_error();
+    return {};
+  }
+  return std::string(reinterpret_cast<char*>(buf) + 1, len - 1);
+}
+}  // namespace
+
+std::string PublicKey::ec_x() const {
+  const std::string p = ec_point(pkey_.get());
+  return p.substr(0, p.size() / 2);
+}
+std::string PublicKey::ec_y() const {
+  const std::string p = ec_point(pkey_.get());
+  return p.substr(p.size() / 2);
+}
+
 core::Result<PrivateKey, std::string> PrivateKey::from_pem(std::string_view pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);

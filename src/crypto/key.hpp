@@ -51,6 +51,8 @@ class PublicKey {
   // RSA modulus and exponent / EC coordinates as big-endian bytes (for writing JWKS).
   std::string rsa_n() const;
   std::string rsa_e() const;
+  std::string ec_x() const;  // full-size big-endian coordinates
+  std::string ec_y() const;
 
  private:
   friend class PrivateKey;

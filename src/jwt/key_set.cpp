@@ -100,6 +100,13 @@ core::Result<Jwk, std::string> read_key(const core::Json& k) {
     auto x = b64("x");
     auto y = b64("y");
     if (!x || !y) return fail(std::string("x or y missing or not base64url"));
+    // RFC 7518 §6.2.1.2 wants full-size coordinates, but some publishers (PyJWT 2.6, for one)
+    // drop leading zero bytes; P-521's top byte is zero half of the time. Padding them back
+    // names the same point, so accept it.
+    const std::size_t size = crypto::curve_size(curve);
+    for (auto* c : {&*x, &*y}) {
+      if (c->size() < size) c->insert(0, size - c->size(), '\0');
+    }
     auto key = crypto::PublicKey::ec(curve, *x, *y);
     if (!key) return fail(key.error());
     jwk.key = std::move(key.value());
@@ -189,7 +196,12 @@ std::string KeySet::to_jwks() const {
       put("n", crypto::base64url_encode(k.key.rsa_n()));
       put("e", crypto::base64url_encode(k.key.rsa_e()));
     } else {
-      continue;  // EC export is not needed yet (the emulator signs RS256)
+      put("kty", "EC");
+      put("use", k.use.empty() ? "sig" : k.use);
+      put("kid", k.kid);
+      put("crv", crypto::curve_name(k.key.curve()));
+      put("x", crypto::base64url_encode(k.key.ec_x()));
+      put("y", crypto::base64url_encode(k.key.ec_y()));
     }
     if (!k.certificate_der.empty()) {
       core::JsonArray x5c;
