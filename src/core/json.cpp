@@ -1,6 +1,7 @@
 #include "core/json.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,13 @@
 
 namespace mcpgate::core {
 namespace {
+
+// Bytes that stand for themselves inside a JSON string: printable ASCII but '"' and '\\'.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
 
 class Parser {
  public:
@@ -281,11 +289,7 @@ class Parser {
       if (c != '\\') {
         // Fast path for runs of plain ASCII.
         std::size_t end = pos_;
-        while (end < s_.size()) {
-          const auto b = static_cast<unsigned char>(s_[end]);
-          if (b == '"' || b == '\\' || b < 0x20 || b >= 0x80) break;
-          ++end;
-        }
+        while (end < s_.size() && kPlain[static_cast<unsigned char>(s_[end])]) ++end;
         if (end > pos_) {
           out.append(s_.substr(pos_, end - pos_));
           pos_ = end;
@@ -307,13 +311,13 @@ class Parser {
         case 'r': out += '\r'; break;
         case 't': out += '\t'; break;
         case 'u': {
-          unsigned cp;
+          unsigned cp = 0;
           if (!read_hex4(cp)) return false;
           if (cp >= 0xdc00 && cp <= 0xdfff) return error("lone low surrogate in \\u escape");
           if (cp >= 0xd800 && cp <= 0xdbff) {
             if (s_.substr(pos_, 2) != "\\u") return error("lone high surrogate in \\u escape");
             pos_ += 2;
-            unsigned lo;
+            unsigned lo = 0;
             if (!read_hex4(lo)) return false;
             if (lo < 0xdc00 || lo > 0xdfff) return error("invalid surrogate pair");
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);

@@ -9,34 +9,43 @@ namespace {
 constexpr char kUrlAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr char kStdAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<std::int8_t, 256> make_table(const char* alphabet) {
-  std::array<std::int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+constexpr std::array<std::uint8_t, 256> make_table(const char* alphabet) {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
   return t;
 }
 constexpr auto kUrlTable = make_table(kUrlAlphabet);
 constexpr auto kStdTable = make_table(kStdAlphabet);
 
 // Decodes unpadded symbols (already stripped of padding/whitespace). Rejects 4n+1 lengths and
-// non-zero leftover bits.
-std::optional<std::string> decode_symbols(std::string_view in, const std::array<std::int8_t, 256>& table) {
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (const char c : in) {
-    const std::int8_t v = table[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
+// non-zero leftover bits. Four symbols at a time: invalid symbols map to 0xff, so one OR of the
+// four table entries tells whether any of them was invalid.
+std::optional<std::string> decode_symbols(std::string_view in, const std::array<std::uint8_t, 256>& t) {
+  const std::size_t rem = in.size() % 4;
+  if (rem == 1) return std::nullopt;
+  const std::size_t full = in.size() / 4;
+  std::string out(full * 3 + (rem ? rem - 1 : 0), '\0');
+  const auto* src = reinterpret_cast<const unsigned char*>(in.data());
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  for (std::size_t i = 0; i < full; ++i, src += 4, dst += 3) {
+    const std::uint32_t a = t[src[0]], b = t[src[1]], c = t[src[2]], d = t[src[3]];
+    if ((a | b | c | d) & 0x80) return std::nullopt;
+    const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+    dst[0] = static_cast<unsigned char>(v >> 16);
+    dst[1] = static_cast<unsigned char>(v >> 8);
+    dst[2] = static_cast<unsigned char>(v);
   }
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;  // non-canonical
+  if (rem == 2) {
+    const std::uint32_t a = t[src[0]], b = t[src[1]];
+    if (((a | b) & 0x80) || (b & 0x0f)) return std::nullopt;  // 4 unused bits must be zero
+    dst[0] = static_cast<unsigned char>((a << 2) | (b >> 4));
+  } else if (rem == 3) {
+    const std::uint32_t a = t[src[0]], b = t[src[1]], c = t[src[2]];
+    if (((a | b | c) & 0x80) || (c & 0x03)) return std::nullopt;  // 2 unused bits must be zero
+    dst[0] = static_cast<unsigned char>((a << 2) | (b >> 4));
+    dst[1] = static_cast<unsigned char>((b << 4) | (c >> 2));
+  }
   return out;
 }
 

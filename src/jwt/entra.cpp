@@ -96,9 +96,15 @@ core::Result<int, ValidationError> EntraRule::check(const core::Json& claims) co
   }
   const std::string* ver = claims.find_string("ver");
   int version = 0;
-  if (*iss == v1_issuer(*tid)) {
+  // iss == base + "/" + tid + suffix, compared in pieces (no allocation on the hot path).
+  const auto is = [&](const std::string& base, std::string_view suffix) {
+    const std::string_view i(*iss);
+    return i.size() == base.size() + 1 + tid->size() + suffix.size() && i.starts_with(base) &&
+           i[base.size()] == '/' && i.substr(base.size() + 1, tid->size()) == *tid && i.ends_with(suffix);
+  };
+  if (is(v1_base_, "/")) {
     version = 1;
-  } else if (*iss == v2_issuer(*tid)) {
+  } else if (is(authority_, "/v2.0")) {
     version = 2;
   } else {
     return fail(issuer_error("issuer \"" + core::printable(*iss) + "\" is not " + v1_issuer(*tid) + " (v1) or " +

@@ -12,11 +12,6 @@ core::Failure<ValidationError> invalid(std::string message) {
   return fail(ValidationError{Reason::kJwtInvalid, std::move(message)});
 }
 
-bool is_b64url_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
-}
-
 }  // namespace
 
 std::string_view Token::kid() const {
@@ -35,17 +30,16 @@ core::Result<Token, ValidationError> parse(std::string_view compact, const Parse
     return invalid("token is " + std::to_string(compact.size()) + " bytes, more than the limit of " +
                    std::to_string(limits.max_token_bytes));
   }
+  // Find the dots; the base64url decoder below rejects every other character outside the
+  // alphabet (whitespace, padding, trailing garbage).
   std::size_t dots[4];
   std::size_t ndots = 0;
-  for (std::size_t i = 0; i < compact.size(); ++i) {
-    const char c = compact[i];
-    if (c == '.') {
-      if (ndots == 4) return invalid("token has more than five dot-separated parts");
-      dots[ndots++] = i;
-    } else if (!is_b64url_char(c)) {
-      return invalid("token contains a character that is not base64url or '.' at offset " +
-                     std::to_string(i) + " (whitespace, padding, or trailing garbage)");
-    }
+  for (std::size_t from = 0;;) {
+    const auto p = compact.find('.', from);
+    if (p == std::string_view::npos) break;
+    if (ndots == 4) return invalid("token has more than five dot-separated parts");
+    dots[ndots++] = p;
+    from = p + 1;
   }
   if (ndots == 4) return invalid("encrypted tokens (JWE, five parts) are not supported yet");
   if (ndots != 2) return invalid("a JWT must have three base64url parts separated by dots");
@@ -58,7 +52,7 @@ core::Result<Token, ValidationError> parse(std::string_view compact, const Parse
   const std::string_view sig_b64 = compact.substr(dots[1] + 1);
 
   auto header = crypto::base64url_decode(t.header_b64);
-  if (!header) return invalid("header is not canonical base64url");
+  if (!header) return invalid("header is not canonical base64url (invalid character, padding or whitespace)");
   core::JsonLimits jl;
   jl.max_bytes = limits.max_token_bytes;
   jl.max_depth = limits.max_json_depth;
@@ -87,14 +81,14 @@ core::Result<Token, ValidationError> parse(std::string_view compact, const Parse
   }
 
   auto payload = crypto::base64url_decode(t.payload_b64);
-  if (!payload) return invalid("payload is not canonical base64url");
+  if (!payload) return invalid("payload is not canonical base64url (invalid character, padding or whitespace)");
   auto pj = core::parse_json(*payload, jl);
   if (!pj) return invalid("claims are not valid JSON: " + pj.error());
   if (!pj->is_object()) return invalid("claims are not a JSON object");
   t.claims = std::move(pj.value());
 
   auto sig = crypto::base64url_decode(sig_b64);
-  if (!sig) return invalid("signature is not canonical base64url");
+  if (!sig) return invalid("signature is not canonical base64url (invalid character, padding or whitespace)");
   t.signature = std::move(*sig);
   if (t.alg == Algorithm::kNone && !t.signature.empty()) {
     return invalid("an unsigned (alg \"none\") token must have an empty signature");

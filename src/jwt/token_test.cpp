@@ -39,9 +39,9 @@ TEST(Parse, RejectsMalformedStructure) {
   expect_invalid("a.b.c.d", "three");
   expect_invalid("a.b.c.d.e", "encrypted tokens (JWE, five parts) are not supported yet");
   expect_invalid("a.b.c.d.e.f", "more than five");
-  expect_invalid(raw(R"({"alg":"RS256"})", "{}") + " ", "not base64url");
-  expect_invalid(" " + raw(R"({"alg":"RS256"})", "{}"), "not base64url");
-  expect_invalid(raw(R"({"alg":"RS256"})", "{}") + "=", "not base64url");
+  expect_invalid(raw(R"({"alg":"RS256"})", "{}") + " ", "canonical base64url");
+  expect_invalid(" " + raw(R"({"alg":"RS256"})", "{}"), "canonical base64url");
+  expect_invalid(raw(R"({"alg":"RS256"})", "{}") + "=", "canonical base64url");
   expect_invalid(std::string(40000, 'a'), "limit");
 }
 

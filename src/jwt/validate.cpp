@@ -192,21 +192,23 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
   if (!req.audiences.empty()) {
     const core::Json* aud = claims.find("aud");
     if (!aud) return error(Reason::kTokenAudienceNotAllowed, "token has no audience (aud)");
-    std::vector<std::string_view> auds;
-    if (aud->is_string()) {
-      auds.emplace_back(aud->as_string());
-    } else if (aud->is_array()) {
-      for (const auto& a : aud->as_array()) {
-        if (a.is_string()) auds.emplace_back(a.as_string());
+    const auto allowed = [&](const core::Json& a) {
+      if (!a.is_string()) return false;
+      for (const auto& want : req.audiences) {
+        if (a.as_string() == want) return true;
       }
-    }
+      return false;
+    };
     bool ok = false;
-    for (auto a : auds) {
-      for (const auto& allowed : req.audiences) ok = ok || a == allowed;
+    if (aud->is_array()) {
+      for (const auto& a : aud->as_array()) ok = ok || allowed(a);
+    } else {
+      ok = allowed(*aud);
     }
     if (!ok) {
+      const core::Json* first = aud->is_array() && !aud->as_array().empty() ? &aud->as_array()[0] : aud;
       return error(Reason::kTokenAudienceNotAllowed,
-                   "audience " + (auds.empty() ? std::string("(none)") : "\"" + core::printable(auds.front()) + "\"") +
+                   "audience " + (first->is_string() ? "\"" + core::printable(first->as_string()) + "\"" : std::string("(none)")) +
                        " is not one of the " + std::to_string(req.audiences.size()) + " allowed audiences");
     }
   }
@@ -271,15 +273,24 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
   return version;
 }
 
-ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req, double now) {
+namespace {
+
+// `owned` tokens give their header and claims to the result instead of copying them.
+ValidationResult validate_token(const Token& token, Token* owned, const KeySet& keys, const Requirements& req,
+                                double now) {
   auto sig = check_signature(token, keys, req);
   if (!sig) return fail(std::move(sig).error());
   auto version = check_claims(token.claims, req, now);
   if (!version) return fail(std::move(version).error());
   if (auto e = check_key_issuer(sig->key, token.claims, req, *version)) return fail(std::move(*e));
   auto out = std::make_shared<VerifiedToken>();
-  out->header = token.header;
-  out->claims = token.claims;
+  if (owned) {
+    out->header = std::move(owned->header);
+    out->claims = std::move(owned->claims);
+  } else {
+    out->header = token.header;
+    out->claims = token.claims;
+  }
   out->alg = token.alg;
   out->key_fingerprint = sig->key ? sig->key->key.fingerprint() : std::string();
   out->graph_nonce = sig->graph_nonce;
@@ -287,11 +298,17 @@ ValidationResult validate(const Token& token, const KeySet& keys, const Requirem
   return VerifiedTokenPtr(std::move(out));
 }
 
+}  // namespace
+
+ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req, double now) {
+  return validate_token(token, nullptr, keys, req, now);
+}
+
 ValidationResult validate(std::string_view compact, const KeySet& keys, const Requirements& req, double now,
                           const ParseLimits& limits) {
   auto token = parse(compact, limits);
   if (!token) return fail(std::move(token).error());
-  return validate(*token, keys, req, now);
+  return validate_token(*token, &token.value(), keys, req, now);
 }
 
 ValidationResult validate_cached(std::string_view compact, const KeySet& keys, const Requirements& req, double now,
