@@ -87,6 +87,7 @@ class Parser {
     if (depth > limits_.max_depth) return error("nesting is deeper than the limit");
     ++pos_;  // '{'
     JsonObject members;
+    members.reserve(8);
     skip_ws();
     if (pos_ < s_.size() && s_[pos_] == '}') {
       ++pos_;
@@ -123,7 +124,7 @@ class Parser {
   }
 
   bool check_unique(const JsonObject& members) {
-    if (members.size() <= 16) {
+    if (members.size() <= 32) {
       for (std::size_t i = 1; i < members.size(); ++i) {
         for (std::size_t j = 0; j < i; ++j) {
           if (members[i].first == members[j].first) return duplicate(members[i].first);
