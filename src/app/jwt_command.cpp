@@ -11,6 +11,7 @@
 #include "app/commands.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
+#include "core/time.hpp"
 #include "crypto/base64.hpp"
 #include "jwt/entra.hpp"
 #include "jwt/signer.hpp"
@@ -52,15 +53,7 @@ bool load_token(const TokenSource& src, std::string& token, std::string& error) 
   return true;
 }
 
-std::string utc(double t) {
-  if (!(t >= 0 && t <= jwt::kMaxNumericDate)) return "out of range";
-  const auto secs = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
+std::string utc(double t) { return core::format_utc(t, "%Y-%m-%d %H:%M:%S UTC"); }
 
 std::string relative(double t, double now) {
   const double d = t - now;

@@ -57,3 +57,20 @@ TEST(Hash, DependsOnEveryByteAndLength) {
 
 }  // namespace
 }  // namespace mcpgate::core
+
+#include "core/time.hpp"
+
+namespace mcpgate::core {
+namespace {
+
+TEST(Time, FormatsUtcAndRefusesOutOfRange) {
+  EXPECT_EQ(format_utc(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_utc(1800000000.9), "2027-01-15T08:00:00Z");
+  EXPECT_EQ(format_utc(253402300799.0), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(format_utc(253402300800.0), "(out of range)");
+  EXPECT_EQ(format_utc(-1), "(out of range)");
+  EXPECT_EQ(format_utc(0.0 / 0.0), "(out of range)");
+}
+
+}  // namespace
+}  // namespace mcpgate::core

@@ -229,10 +229,7 @@ std::string PublicKey::ec_y() const {
   return p.substr(p.size() / 2);
 }
 
-core::Result<PrivateKey, std::string> PrivateKey::from_pem(std::string_view pem) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-  if (!raw) return fail("invalid private key PEM: " + openssl_error());
+core::Result<PrivateKey, std::string> PrivateKey::adopt(evp_pkey_st* raw) {
   PrivateKey key;
   key.pkey_ = share(raw);
   // The public half goes through the same checks as any published key.
@@ -243,28 +240,23 @@ core::Result<PrivateKey, std::string> PrivateKey::from_pem(std::string_view pem)
   return key;
 }
 
+core::Result<PrivateKey, std::string> PrivateKey::from_pem(std::string_view pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  if (!raw) return fail("invalid private key PEM: " + openssl_error());
+  return adopt(raw);
+}
+
 core::Result<PrivateKey, std::string> PrivateKey::generate_rsa(int bits) {
   EVP_PKEY* raw = EVP_RSA_gen(static_cast<unsigned>(bits));
   if (!raw) return fail("RSA key generation failed: " + openssl_error());
-  PrivateKey key;
-  key.pkey_ = share(raw);
-  EVP_PKEY_up_ref(raw);
-  auto pub = PublicKey::adopt(raw);
-  if (!pub) return fail(pub.error());
-  key.public_ = std::move(pub.value());
-  return key;
+  return adopt(raw);
 }
 
 core::Result<PrivateKey, std::string> PrivateKey::generate_ec(Curve curve) {
   EVP_PKEY* raw = EVP_EC_gen(group_name(curve));
   if (!raw) return fail("EC key generation failed: " + openssl_error());
-  PrivateKey key;
-  key.pkey_ = share(raw);
-  EVP_PKEY_up_ref(raw);
-  auto pub = PublicKey::adopt(raw);
-  if (!pub) return fail(pub.error());
-  key.public_ = std::move(pub.value());
-  return key;
+  return adopt(raw);
 }
 
 std::string PrivateKey::to_pem() const {

@@ -78,6 +78,7 @@ class PrivateKey {
   std::string to_pem() const;  // PKCS#8
 
  private:
+  static core::Result<PrivateKey, std::string> adopt(evp_pkey_st* pkey);  // takes ownership
   std::shared_ptr<evp_pkey_st> pkey_;
   PublicKey public_;
 };

@@ -1,9 +1,9 @@
 #include "jwt/validate.hpp"
 
 #include <cmath>
-#include <ctime>
 
 #include "core/strings.hpp"
+#include "core/time.hpp"
 #include "jwt/cache.hpp"
 
 namespace mcpgate::jwt {
@@ -15,15 +15,7 @@ core::Failure<ValidationError> error(Reason reason, std::string message) {
   return fail(ValidationError{reason, std::move(message)});
 }
 
-std::string format_time(double t) {
-  if (!(t >= 0 && t <= kMaxNumericDate)) return "(out of range)";
-  const auto secs = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string format_time(double t) { return core::format_utc(t); }
 
 // RFC 7519 §2 NumericDate: a JSON number of seconds; fractions allowed. Strings, negatives,
 // non-finite and absurdly large values are refused.
