@@ -10,5 +10,7 @@ namespace mcpgate::app {
 
 // `mcpgate jwt decode|verify|sign`.
 void add_jwt_commands(CLI::App& app, int& exit_code);
+// `mcpgate idp` (serve) and its admin subcommands.
+void add_idp_commands(CLI::App& app, int& exit_code);
 
 }  // namespace mcpgate::app

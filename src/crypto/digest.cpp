@@ -1,6 +1,7 @@
 #include "crypto/digest.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <cstdio>
 #include <stdexcept>
@@ -54,6 +55,14 @@ std::string hex(std::string_view bytes, bool upper) {
   for (const unsigned char c : bytes) {
     out += digits[c >> 4];
     out += digits[c & 15];
+  }
+  return out;
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");  // no entropy: nothing safe to do
   }
   return out;
 }

@@ -17,4 +17,7 @@ inline std::string sha1(std::string_view data) { return digest(Hash::kSha1, data
 
 std::string hex(std::string_view bytes, bool upper = false);
 
+// Bytes from OpenSSL's CSPRNG.
+std::string random_bytes(std::size_t n);
+
 }  // namespace mcpgate::crypto

@@ -1,0 +1,48 @@
+#include "http/message.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mcpgate::http {
+namespace {
+
+TEST(Form, ParsesLikeBrowsersAndMsal) {
+  auto p = parse_form("client_id=abc&scope=api%3A%2F%2Fx%2F.default&client_secret=s3cr3t%2B%2F%3D&a+b=c+d&empty=&flag");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(*find_param(*p, "scope"), "api://x/.default");
+  EXPECT_EQ(*find_param(*p, "client_secret"), "s3cr3t+/=");
+  EXPECT_EQ(*find_param(*p, "a b"), "c d");
+  EXPECT_EQ(*find_param(*p, "empty"), "");
+  EXPECT_EQ(*find_param(*p, "flag"), "");
+  EXPECT_EQ(find_param(*p, "missing"), nullptr);
+  EXPECT_FALSE(parse_form("a=%4").has_value());
+  EXPECT_FALSE(parse_form("a=%").has_value());
+  EXPECT_FALSE(parse_form("a=%zz").has_value());
+  EXPECT_EQ(*url_decode("%41%2b+", false), "A++");
+}
+
+TEST(Form, EncodeRoundTrips) {
+  const std::string s = "a b/c?d=e&f+g~h";
+  EXPECT_EQ(*url_decode(url_encode(s), true), s);
+}
+
+TEST(Headers, CaseInsensitive) {
+  Headers h;
+  h.add("Content-Type", "a");
+  EXPECT_EQ(*h.get("content-type"), "a");
+  h.set("CONTENT-TYPE", "b");
+  EXPECT_EQ(*h.get("Content-Type"), "b");
+  EXPECT_EQ(h.fields().size(), 1u);
+  EXPECT_FALSE(h.get("x").has_value());
+}
+
+TEST(Request, PathAndQuery) {
+  Request r;
+  r.target = "/t/oauth2/v2.0/token?client-request-id=1";
+  EXPECT_EQ(r.path(), "/t/oauth2/v2.0/token");
+  EXPECT_EQ(r.query(), "client-request-id=1");
+  r.target = "/x";
+  EXPECT_EQ(r.query(), "");
+}
+
+}  // namespace
+}  // namespace mcpgate::http

@@ -1,0 +1,4 @@
+// net: the one translation unit that compiles Asio, Asio SSL and Beast (DESIGN.md §6).
+#include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
+#include <boost/beast/src.hpp>

@@ -1,0 +1,235 @@
+#include "net/http_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "core/json.hpp"
+
+namespace mcpgate::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+namespace {
+
+http::Response default_local_error(int status, std::string message) {
+  core::JsonObject o;
+  o.emplace_back("statusCode", core::Json::number(status));
+  o.emplace_back("message", core::Json(std::move(message)));
+  return http::json_response(status, core::Json(std::move(o)).dump());
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  Handler handler;
+  std::vector<BoundAddress> bound;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::thread> threads;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> stopped{false};
+
+  bhttp::response<bhttp::string_body> to_beast(http::Response&& r, unsigned version, bool keep_alive) {
+    bhttp::response<bhttp::string_body> res;
+    res.version(version);
+    res.result(static_cast<unsigned>(r.status));
+    for (auto& [name, value] : r.headers.fields()) res.insert(name, value);
+    res.body() = std::move(r.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+  }
+
+  http::Response local_error(int status, std::string message) {
+    return options.local_error ? options.local_error(status, std::move(message))
+                               : default_local_error(status, std::move(message));
+  }
+
+  http::Response call_handler(http::Request&& req) {
+    try {
+      return handler(std::move(req));
+    } catch (const std::exception& e) {
+      std::cerr << "mcpgate: handler failed: " << e.what() << "\n";
+      return local_error(500, "Internal server error");
+    }
+  }
+
+  template <class Stream>
+  awaitable<void> serve(Stream& stream, const std::string& remote, bool tls) {
+    beast::flat_buffer buffer;
+    auto& lowest = beast::get_lowest_layer(stream);
+    for (bool first = true;; first = false) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+      parser.body_limit(options.max_body_bytes);
+      lowest.expires_after(first ? options.read_timeout : options.idle_timeout);
+      // Wait for the first byte of the next request under the idle timeout, then give the
+      // whole request the read timeout.
+      if (!first && buffer.size() == 0) {
+        auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+        if (ec) co_return;
+        (void)n;
+      }
+      lowest.expires_after(options.read_timeout);
+      auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+      (void)n;
+      if (ec) {
+        int status = 0;
+        if (ec == bhttp::error::header_limit) status = 431;
+        else if (ec == bhttp::error::body_limit) status = 413;
+        else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
+                 ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated &&
+                 ec != asio::error::connection_reset)
+          status = 400;
+        if (status) {
+          std::string message = status == 431 ? "Request header fields too large"
+                                : status == 413 ? "Request body too large"
+                                                : "Bad request: " + ec.message();
+          auto res = to_beast(local_error(status, std::move(message)), 11, false);
+          lowest.expires_after(options.read_timeout);
+          co_await bhttp::async_write(stream, res, kTuple);
+        }
+        co_return;
+      }
+      auto& breq = parser.get();
+      http::Request req;
+      req.method = std::string(breq.method_string());
+      req.target = std::string(breq.target());
+      for (const auto& field : breq) req.headers.add(std::string(field.name_string()), std::string(field.value()));
+      req.body = std::move(breq.body());
+      req.remote_address = remote;
+      req.tls = tls;
+      const bool keep_alive = breq.keep_alive() && !stopped.load();
+      const unsigned version = breq.version();
+      auto res = to_beast(call_handler(std::move(req)), version, keep_alive);
+      lowest.expires_after(options.read_timeout);
+      auto [wec, wn] = co_await bhttp::async_write(stream, res, kTuple);
+      (void)wn;
+      if (wec || !keep_alive) co_return;
+    }
+  }
+
+  awaitable<void> session(tcp::socket socket, bool tls) {
+    struct Count {
+      std::atomic<std::size_t>& n;
+      ~Count() { --n; }
+    } count{connections};
+    boost::system::error_code ignored;
+    const auto ep = socket.remote_endpoint(ignored);
+    const std::string remote = ignored ? std::string() : ep.address().to_string();
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (!tls) {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve(stream, remote, false);
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    auto* ctx = static_cast<asio::ssl::context*>(options.tls->native());
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *ctx);
+    beast::get_lowest_layer(stream).expires_after(options.read_timeout);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+    if (ec) co_return;
+    co_await serve(stream, remote, true);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+    co_await stream.async_shutdown(kTuple);
+  }
+
+  awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopped.load()) co_return;
+        continue;  // EMFILE and friends: keep serving the connections we have
+      }
+      if (++connections > options.max_connections) {
+        --connections;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      asio::co_spawn(acceptor.get_executor(), session(std::move(socket), tls), asio::detached);
+    }
+  }
+
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+};
+
+HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+const std::vector<BoundAddress>& HttpServer::bound() const { return impl_->bound; }
+
+core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpServerOptions options, Handler handler) {
+  std::unique_ptr<HttpServer> server(new HttpServer());
+  Impl& impl = *server->impl_;
+  impl.options = std::move(options);
+  impl.handler = std::move(handler);
+  const std::size_t threads = std::max<std::size_t>(1, impl.options.threads);
+  for (std::size_t i = 0; i < threads; ++i) impl.contexts.push_back(std::make_unique<asio::io_context>(1));
+
+  for (const auto& listen : impl.options.listen) {
+    if (listen.tls && !impl.options.tls) return core::fail(std::string("a TLS listener needs a certificate"));
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(listen.host, ec);
+    if (ec) return core::fail("listen address \"" + listen.host + "\" is not an IP address");
+    std::uint16_t port = listen.port;
+    for (std::size_t i = 0; i < threads; ++i) {
+      auto acceptor = std::make_unique<tcp::acceptor>(*impl.contexts[i]);
+      const tcp::endpoint endpoint(address, port);
+      acceptor->open(endpoint.protocol(), ec);
+      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec && threads > 1) {
+        const int one = 1;
+        ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      }
+      if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+      if (!ec) acceptor->bind(endpoint, ec);
+      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        return core::fail("cannot listen on " + listen.host + ":" + std::to_string(port) + ": " + ec.message());
+      }
+      port = acceptor->local_endpoint().port();  // the other threads share a port-0 listener's port
+      asio::co_spawn(*impl.contexts[i], impl.accept_loop(*acceptor, listen.tls), asio::detached);
+      impl.acceptors.push_back(std::move(acceptor));
+    }
+    impl.bound.push_back({listen.host, port, listen.tls});
+  }
+  for (auto& ctx : impl.contexts) {
+    impl.threads.emplace_back([c = ctx.get()] { c->run(); });
+  }
+  return server;
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  for (auto& ctx : impl_->contexts) ctx->stop();
+  for (auto& t : impl_->threads) {
+    if (t.joinable()) t.join();
+  }
+  impl_->acceptors.clear();
+}
+
+}  // namespace mcpgate::net
