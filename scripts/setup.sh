@@ -14,7 +14,7 @@ packages=(
   libpugixml-dev libyaml-cpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test peers and tools
-  python3 python3-jwt python3-requests python3-msal python3-cryptography
+  python3 python3-jwt python3-requests python3-msal python3-cryptography curl ca-certificates
   # benchmark peers and tools
   nginx-light haproxy wrk gnuplot-nox valgrind
 )

@@ -453,5 +453,75 @@ class RotationAndSecrets(IdpTestCase):
         self.assertNotIn("secretText", listed[0])
 
 
+class ServerBounds(unittest.TestCase):
+    """The HTTP server under the emulator (src/net, shared with the gateway): bounds and framing."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.idp = Idp(extra_args=["--http-listen", "127.0.0.1:0"])
+        cls.idp.cli("tenant", "create", "--id", TENANT)
+        cls.idp.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.idp.cleanup()
+
+    def raw(self, data, tls=True):
+        import socket
+        import ssl
+        sock = socket.create_connection(("127.0.0.1", self.idp.port if tls else int(self.idp.http_base.rsplit(":", 1)[1])),
+                                        timeout=20)
+        if tls:
+            ctx = ssl.create_default_context(cafile=self.idp.ca)
+            sock = ctx.wrap_socket(sock, server_hostname="localhost")
+        with sock:
+            sock.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except (ConnectionResetError, ssl.SSLError):
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    def test_plain_http_listener(self):
+        r = requests.get(f"{self.idp.http_base}/{TENANT}/v2.0/.well-known/openid-configuration", timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.json()["issuer"], f"{self.idp.http_base}/{TENANT}/v2.0")
+
+    def test_keep_alive_serves_several_requests(self):
+        req = f"GET /{TENANT}/discovery/v2.0/keys HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+        out = self.raw(req + req + req.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 3)
+
+    def test_header_too_large_is_431(self):
+        out = self.raw(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 431"), out[:100])
+        self.assertIn(b'"statusCode":431', out)
+
+    def test_body_too_large_is_413(self):
+        body = b"a" * (70 * 1024)
+        out = self.raw(b"POST /" + TENANT.encode() + b"/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost\r\n"
+                       b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+                       str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.assertTrue(out.startswith(b"HTTP/1.1 413"), out[:100])
+
+    def test_garbage_is_400_and_closed(self):
+        out = self.raw(b"NOT HTTP AT ALL\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400"), out[:100])
+        out = self.raw(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 400"), out[:100])
+
+    def test_unknown_path_and_method(self):
+        r = requests.get(f"{self.idp.base}/nothing/here", timeout=30, verify=self.idp.ca)
+        self.assertEqual(r.status_code, 404)
+        self.assertEqual(r.json()["error"], "not_found")
+        r = requests.delete(f"{self.idp.base}/{TENANT}/discovery/v2.0/keys", timeout=30, verify=self.idp.ca)
+        self.assertEqual(r.status_code, 405)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

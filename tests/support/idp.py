@@ -44,6 +44,7 @@ class Idp:
         self.port = int(info["https"].rsplit(":", 1)[1])
         self.base = f"https://localhost:{self.port}"
         self.ca = info["ca"]
+        self.http_base = info.get("http")
         return self
 
     def stop(self):
