@@ -109,7 +109,19 @@ struct HttpServer::Impl {
                                                 : "Bad request: " + ec.message();
           auto res = to_beast(local_error(status, std::move(message)), 11, false);
           lowest.expires_after(options.read_timeout);
-          co_await bhttp::async_write(stream, res, kTuple);
+          auto [wec, wn] = co_await bhttp::async_write(stream, res, kTuple);
+          (void)wn;
+          // Lingering close: a client still sending the body we refused would see a reset
+          // instead of our answer; read and drop what it sends, bounded in bytes and time.
+          if (!wec) {
+            lowest.expires_after(std::chrono::seconds(1));
+            char sink[16384];
+            for (std::size_t total = 0; total < (1u << 20);) {
+              auto [rec, rn] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+              if (rec) break;
+              total += rn;
+            }
+          }
         }
         co_return;
       }

@@ -368,10 +368,11 @@ class Certificates(IdpTestCase):
                           "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
 
     def test_msal_python_with_certificate(self):
+        with open(self.key) as k, open(self.cert) as c:
+            credential = {"private_key": k.read(), "thumbprint": self.sha1.hex(), "public_certificate": c.read()}
         app = msal.ConfidentialClientApplication(
             self.idp.client["appId"], authority=f"{self.idp.base}/{TENANT}", instance_discovery=False,
-            client_credential={"private_key": open(self.key).read(), "thumbprint": self.sha1.hex(),
-                               "public_certificate": open(self.cert).read()})
+            client_credential=credential)
         result = app.acquire_token_for_client(scopes=["api://mcp-api-v2/.default"])
         self.assertIn("access_token", result, result)
         c = decode(result["access_token"])[1]
