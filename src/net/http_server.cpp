@@ -241,7 +241,9 @@ void HttpServer::stop() {
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();
   }
+  // Destroy the contexts (and with them the suspended sessions) while Impl is still whole.
   impl_->acceptors.clear();
+  impl_->contexts.clear();
 }
 
 }  // namespace mcpgate::net

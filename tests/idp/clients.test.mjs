@@ -17,6 +17,7 @@ before(async () => {
   idp.cli('tenant', 'create', '--id', TENANT, '--domain', 'contoso.onmicrosoft.com');
   const api = idp.cli('app', 'create', '--name', 'mcp-api', '--identifier-uri', 'api://mcp-api', '--access-token-version', '2');
   const client = idp.cli('app', 'create', '--name', 'agent');
+  idp.cli('app', 'create', '--name', 'mcp-api-v1', '--identifier-uri', 'api://mcp-api-v1');
   idp.cli('role', 'add', '--app', api.appId, '--value', 'Tools.Call');
   idp.cli('role', 'grant', '--client', client.appId, '--resource', api.appId, '--role', 'Tools.Call');
   const secret = idp.cli('secret', 'add', '--app', client.appId).secretText;
@@ -32,12 +33,15 @@ before(async () => {
     '--data-urlencode', `client_secret=${secret}`, '-d', 'grant_type=client_credentials',
     '--data-urlencode', 'scope=https://graph.microsoft.com/.default',
     `${idp.base}/${TENANT}/oauth2/v2.0/token`], { encoding: 'utf8' });
+  const v1 = execFileSync('curl', ['-s', '--cacert', idp.ca, '-d', `client_id=${client.appId}`,
+    '--data-urlencode', `client_secret=${secret}`, '-d', 'grant_type=client_credentials',
+    '--data-urlencode', 'scope=api://mcp-api-v1/.default', `${idp.base}/${TENANT}/oauth2/v2.0/token`], { encoding: 'utf8' });
   const scenario = {
     base: idp.base, port: idp.port, tenant: TENANT, domain: 'contoso.onmicrosoft.com', client: client.appId,
     secret, scope: 'api://mcp-api/.default', audience: api.appId,
     privateKey: readFileSync(key, 'utf8'), certificate: readFileSync(cert, 'utf8'),
     sha1: createHash('sha1').update(der).digest('hex'), sha256: createHash('sha256').update(der).digest('hex'),
-    graphToken: JSON.parse(graph).access_token,
+    graphToken: JSON.parse(graph).access_token, v1Token: JSON.parse(v1).access_token,
   };
   const out = execFileSync(process.execPath, [join(here, 'node_clients.mjs'), JSON.stringify(scenario)], {
     encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: idp.ca }, timeout: 120000,
@@ -78,6 +82,11 @@ test('@azure/identity ClientSecretCredential and ClientCertificateCredential', (
   assert.equal(results.identity_secret.jose.ok, true);
   assert.equal(results.identity_certificate.ok, true, JSON.stringify(results.identity_certificate));
   assert.equal(results.identity_certificate.jose.ok, true);
+});
+
+test('a v1 token verifies in jose with the v1 issuer and the v1 keys URL', () => {
+  assert.equal(results.v1_in_jose.ok, true, JSON.stringify(results.v1_in_jose));
+  assert.equal(results.v1_in_jose.ver, '1.0');
 });
 
 test('a Graph token fails plain verification in jose, as Entra Graph tokens do', () => {

@@ -454,6 +454,44 @@ class RotationAndSecrets(IdpTestCase):
         self.assertNotIn("secretText", listed[0])
 
 
+class AdminCli(unittest.TestCase):
+    """Bad arguments to the admin CLI get a clear message and exit 2."""
+
+    def test_errors(self):
+        idp = Idp()
+        try:
+            def fails(args, text):
+                r = subprocess.run([MCPGATE, "idp", "--data", idp.data, *args], capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn(text, r.stderr)
+
+            fails(["app", "create", "--name", "x"], "no tenant yet")
+            idp.cli("tenant", "create", "--domain", "contoso.onmicrosoft.com")
+            idp.cli("tenant", "create", "--domain", "fabrikam.onmicrosoft.com")
+            fails(["app", "create", "--name", "x"], "several tenants")
+            fails(["tenant", "create", "--id", "nope"], "not a GUID")
+            fails(["tenant", "create", "--domain", "contoso.onmicrosoft.com"], "already belongs")
+            fails(["app", "create", "--tenant", "unknown.example", "--name", "x"], "no tenant")
+            fails(["app", "create", "--tenant", "contoso.onmicrosoft.com", "--name", "x", "--identifier-uri", "no uri"],
+                  "is not a URI")
+            fails(["secret", "add", "--tenant", "contoso.onmicrosoft.com", "--app", str(uuid.uuid4())], "no application")
+            app = idp.cli("app", "create", "--tenant", "contoso.onmicrosoft.com", "--name", "api")
+            fails(["role", "add", "--tenant", "contoso.onmicrosoft.com", "--app", app["appId"], "--value", "two words"],
+                  "one word")
+            fails(["role", "grant", "--tenant", "contoso.onmicrosoft.com", "--client", app["appId"], "--resource",
+                   app["appId"], "--role", "Missing"], "no app role")
+            with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:
+                f.write("not a certificate")
+                f.flush()
+                fails(["certificate", "add", "--tenant", "contoso.onmicrosoft.com", "--app", app["appId"], "--cert", f.name],
+                      "not a PEM certificate")
+            r = subprocess.run([MCPGATE, "idp", "--data", idp.data, "app", "create", "--name", "x",
+                                "--access-token-version", "3"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+        finally:
+            idp.cleanup()
+
+
 class ServerBounds(unittest.TestCase):
     """The HTTP server under the emulator (src/net, shared with the gateway): bounds and framing."""
 

@@ -81,6 +81,16 @@ for (const name of Object.keys(out)) {
     out[name].jose = { ok: false, error: e.code };
   }
 }
+if (s.v1Token) {
+  try {
+    const { payload } = await jose.jwtVerify(s.v1Token, jose.createRemoteJWKSet(new URL(`${s.base}/common/discovery/keys`)), {
+      issuer: `https://sts.windows.net/${s.tenant}/`, audience: 'api://mcp-api-v1', algorithms: ['RS256'],
+    });
+    out.v1_in_jose = { ok: true, appid: payload.appid, ver: payload.ver };
+  } catch (e) {
+    out.v1_in_jose = { ok: false, error: e.code };
+  }
+}
 if (s.graphToken) {
   try {
     await jose.jwtVerify(s.graphToken, jwks, { algorithms: ['RS256'] });
