@@ -16,6 +16,7 @@
 #include "jwt/entra.hpp"
 #include "jwt/signer.hpp"
 #include "jwt/validate.hpp"
+#include "net/http_client.hpp"
 
 namespace mcpgate::app {
 namespace {
@@ -126,6 +127,9 @@ int run_decode(const DecodeOptions& o) {
 struct VerifyOptions {
   TokenSource source;
   std::vector<std::string> jwks_files;
+  std::vector<std::string> jwks_urls;
+  std::string openid_config;
+  std::string ca_file;
   std::vector<std::string> key_files;
   std::vector<std::string> hmac_secret_files;
   std::vector<std::string> issuers;
@@ -166,6 +170,42 @@ bool parse_claim_rule(const std::string& spec, jwt::ClaimRequirement::Match matc
   return true;
 }
 
+// Fetches a JSON document over HTTP(S); errors say what failed.
+bool fetch_json(const std::string& url, const std::string& ca_file, core::Json& out, std::string& error) {
+  net::FetchOptions options;
+  options.ca_file = ca_file;
+  auto r = net::fetch(url, options);
+  if (!r) {
+    error = r.error();
+    return false;
+  }
+  if (r->status != 200) {
+    error = url + " answered HTTP " + std::to_string(r->status);
+    return false;
+  }
+  core::JsonLimits limits;
+  limits.max_bytes = options.max_body_bytes;
+  auto doc = core::parse_json(r->body, limits);
+  if (!doc || !doc->is_object()) {
+    error = url + " did not answer a JSON object";
+    return false;
+  }
+  out = std::move(doc.value());
+  return true;
+}
+
+bool add_jwks(const std::string& origin, std::string_view doc, jwt::KeySet& keys, std::string& error) {
+  std::vector<std::string> warnings;
+  auto ks = jwt::KeySet::from_jwks(doc, &warnings);
+  if (!ks) {
+    error = origin + ": " + ks.error();
+    return false;
+  }
+  for (const auto& w : warnings) std::cerr << "mcpgate: " << origin << ": " << w << "\n";
+  for (const auto& k : ks->keys()) keys.add(k);
+  return true;
+}
+
 int run_verify(const VerifyOptions& o) {
   std::string token, error;
   if (!load_token(o.source, token, error)) return fail_usage(error);
@@ -174,11 +214,58 @@ int run_verify(const VerifyOptions& o) {
   for (const auto& path : o.jwks_files) {
     std::string doc;
     if (!read_file(path, doc, error)) return fail_usage(error);
-    std::vector<std::string> warnings;
-    auto ks = jwt::KeySet::from_jwks(doc, &warnings);
-    if (!ks) return fail_usage(path + ": " + ks.error());
-    for (const auto& w : warnings) std::cerr << "mcpgate: " << path << ": " << w << "\n";
-    for (const auto& k : ks->keys()) keys.add(k);
+    if (!add_jwks(path, doc, keys, error)) return fail_usage(error);
+  }
+
+  // Entra tenant: a domain is resolved to its GUID through the tenant's OpenID configuration,
+  // which also names the keys when no other key source is given.
+  std::string tenant_id;
+  std::string discovered_jwks;
+  std::string openid_issuer;
+  const bool no_key_source = o.jwks_files.empty() && o.jwks_urls.empty() && o.openid_config.empty() &&
+                             o.key_files.empty() && o.hmac_secret_files.empty();
+  std::string config_url = o.openid_config;
+  if (!o.tenant.empty()) {
+    const std::string name = jwt::EntraRule::tenant_name(o.tenant);
+    const bool alias = core::iequals(name, "organizations") || core::iequals(name, "common");
+    if ((!core::is_guid(name) && !alias) || (no_key_source && config_url.empty())) {
+      auto rule = jwt::EntraRule::make(alias || core::is_guid(name) ? name : "common", o.authority);
+      if (!rule) return fail_usage("--tenant: " + rule.error());
+      std::string authority = rule->authority();
+      const std::string url = authority + "/" + name + "/v2.0/.well-known/openid-configuration";
+      core::Json config;
+      if (!fetch_json(url, o.ca_file, config, error)) return fail_usage("tenant discovery: " + error);
+      const std::string* issuer = config.find_string("issuer");
+      const std::string* jwks_uri = config.find_string("jwks_uri");
+      if (!issuer || !jwks_uri) return fail_usage(url + " has no issuer or jwks_uri");
+      if (!alias && !core::is_guid(name)) {
+        // {authority}/{tid}/v2.0 -> tid
+        const auto parts = core::split(*issuer, "/");
+        if (parts.size() < 2 || !core::is_guid(parts[parts.size() - 2])) {
+          return fail_usage(url + ": issuer " + core::printable(*issuer) + " names no tenant GUID");
+        }
+        tenant_id = std::string(parts[parts.size() - 2]);
+      }
+      if (no_key_source && config_url.empty()) discovered_jwks = *jwks_uri;
+    }
+  }
+  if (!config_url.empty()) {
+    core::Json config;
+    if (!fetch_json(config_url, o.ca_file, config, error)) return fail_usage("--openid-config: " + error);
+    const std::string* jwks_uri = config.find_string("jwks_uri");
+    if (!jwks_uri) return fail_usage(config_url + " has no jwks_uri");
+    discovered_jwks = *jwks_uri;
+    if (const std::string* issuer = config.find_string("issuer")) openid_issuer = *issuer;
+  }
+  std::vector<std::string> urls = o.jwks_urls;
+  if (!discovered_jwks.empty()) urls.push_back(discovered_jwks);
+  for (const auto& url : urls) {
+    net::FetchOptions options;
+    options.ca_file = o.ca_file;
+    auto r = net::fetch(url, options);
+    if (!r) return fail_usage("keys: " + r.error());
+    if (r->status != 200) return fail_usage("keys: " + url + " answered HTTP " + std::to_string(r->status));
+    if (!add_jwks(url, r->body, keys, error)) return fail_usage(error);
   }
   for (const auto& path : o.key_files) {
     std::string pem;
@@ -193,7 +280,7 @@ int run_verify(const VerifyOptions& o) {
     keys.add(jwt::Jwk{crypto::PublicKey::oct(std::string(core::trim(secret)))});
   }
   if (keys.empty() && !o.allow_unsigned) {
-    return fail_usage("no verification keys: give --jwks, --key or --hmac-secret-file");
+    return fail_usage("no verification keys: give --jwks, --jwks-url, --openid-config, --tenant, --key or --hmac-secret-file");
   }
 
   jwt::Requirements req;
@@ -207,6 +294,11 @@ int run_verify(const VerifyOptions& o) {
   }
   req.require_signed = !o.allow_unsigned;
   req.issuers = o.issuers;
+  // validate-jwt's rule: without <issuers>, an openid-config's issuer is the one allowed.
+  if (req.issuers.empty() && o.tenant.empty() && !openid_issuer.empty() &&
+      openid_issuer.find("{tenantid}") == std::string::npos) {
+    req.issuers.push_back(openid_issuer);
+  }
   req.audiences = o.audiences;
   req.client_app_ids = o.client_ids;
   req.require_expiration = !o.no_require_exp;
@@ -215,7 +307,7 @@ int run_verify(const VerifyOptions& o) {
   req.try_all_keys_on_kid_miss = o.try_all_keys || !o.key_files.empty() || !o.hmac_secret_files.empty();
   req.allow_graph_nonce = o.graph;
   if (!o.tenant.empty()) {
-    auto rule = jwt::EntraRule::make(o.tenant, o.authority);
+    auto rule = jwt::EntraRule::make(o.tenant, o.authority, tenant_id);
     if (!rule) return fail_usage("--tenant: " + rule.error());
     req.entra = std::move(rule.value());
   }
@@ -328,12 +420,18 @@ void add_jwt_commands(CLI::App& app, int& exit_code) {
   ver->add_option("token", verify->source.token, "The token, or - to read it from stdin");
   ver->add_option("--token-file", verify->source.file, "Read the token from this file");
   ver->add_option("--jwks", verify->jwks_files, "JWKS file with the verification keys (repeatable)");
+  ver->add_option("--jwks-url", verify->jwks_urls, "JWKS URL (repeatable)");
+  ver->add_option("--openid-config", verify->openid_config,
+                  "OpenID configuration URL: keys from its jwks_uri; its issuer is required unless --issuer/--tenant");
+  ver->add_option("--ca-file", verify->ca_file, "PEM bundle to trust for HTTPS fetches instead of the system store");
   ver->add_option("--key", verify->key_files, "PEM public key or certificate (repeatable; tried whatever the kid)");
   ver->add_option("--hmac-secret-file", verify->hmac_secret_files, "File holding an HS* secret (repeatable)");
   ver->add_option("--issuer", verify->issuers, "Allowed issuer, exact (repeatable)");
   ver->add_option("--audience", verify->audiences, "Allowed audience (repeatable)");
   ver->add_option("--client-id", verify->client_ids, "Allowed client application id: appid (v1) or azp (v2)");
-  ver->add_option("--tenant", verify->tenant, "Entra tenant GUID, organizations or common: checks iss, tid and ver");
+  ver->add_option("--tenant", verify->tenant,
+                  "Entra tenant (GUID, domain, organizations or common): checks iss, tid and ver; without another "
+                  "key source the keys come from the tenant's OpenID configuration");
   ver->add_option("--authority", verify->authority, "Entra authority host for v2 issuers")->capture_default_str();
   ver->add_option("--alg", verify->algorithms, "Allowed algorithm (repeatable; default every signed one)");
   ver->add_option("--clock-skew", verify->clock_skew, "Allowed clock skew in seconds")->capture_default_str();

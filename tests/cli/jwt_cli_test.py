@@ -92,9 +92,14 @@ class JwtCli(unittest.TestCase):
         self.assertEqual(mcpgate("jwt", "verify", self.v2["token"]).returncode, 2)  # no keys
         self.assertEqual(mcpgate("jwt", "verify", "--jwks", self.jwks).returncode, 2)  # no token
         self.assertEqual(mcpgate("jwt", "verify", self.v2["token"], "--jwks", "/nonexistent").returncode, 2)
-        r = mcpgate("jwt", "verify", self.v2["token"], "--jwks", self.jwks, "--tenant", "contoso.onmicrosoft.com")
+        # A domain tenant is resolved through discovery; here nothing listens (loopback only).
+        r = mcpgate("jwt", "verify", self.v2["token"], "--jwks", self.jwks, "--tenant", "contoso.onmicrosoft.com",
+                    "--authority", "https://127.0.0.1:1")
         self.assertEqual(r.returncode, 2)
-        self.assertIn("domain name", r.stderr)
+        self.assertIn("tenant discovery: connecting to 127.0.0.1:1", r.stderr)
+        r = mcpgate("jwt", "verify", self.v2["token"], "--jwks-url", "ftp://127.0.0.1/keys")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("only http and https", r.stderr)
         self.assertEqual(mcpgate("jwt", "frobnicate").returncode, 2)
         self.assertEqual(mcpgate("jwt", "verify", self.v2["token"], "--jwks", self.jwks, "--alg", "XX256").returncode, 2)
 

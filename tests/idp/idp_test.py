@@ -188,6 +188,27 @@ class LabAndTokens(IdpTestCase):
         self.assertEqual(body["resource"], "api://mcp-api")
         self.assertEqual(decode(body["access_token"])[1]["aud"], "api://mcp-api")
 
+    def test_jwt_verify_fetches_keys_and_resolves_domains(self):
+        v2 = self.token(scope="api://mcp-api-v2/.default")["access_token"]
+        base = [MCPGATE, "jwt", "verify", v2, "--json"]
+        # Domain tenant: resolved to its GUID by discovery, keys from the tenant's jwks_uri.
+        r = subprocess.run(base + ["--tenant", DOMAIN, "--authority", self.idp.base, "--ca-file", self.idp.ca],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # validate-jwt style: keys and the required issuer from an OpenID configuration URL.
+        config = f"{self.idp.base}/{TENANT}/v2.0/.well-known/openid-configuration"
+        r = subprocess.run(base + ["--openid-config", config, "--ca-file", self.idp.ca], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        v1 = self.token()["access_token"]  # its issuer is sts.windows.net, not the v2 document's
+        r = subprocess.run([MCPGATE, "jwt", "verify", v1, "--json", "--openid-config", config, "--ca-file", self.idp.ca],
+                           capture_output=True, text=True)
+        self.assertEqual(json.loads(r.stdout)["reason"], "TokenIssuerNotAllowed")
+        # Without trusting the emulator's CA the fetch fails closed.
+        r = subprocess.run(base + ["--jwks-url", f"{self.idp.base}/{TENANT}/discovery/v2.0/keys"],
+                           capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("certificate verify failed", r.stderr)
+
     def test_no_roles_claim_without_assignment(self):
         r = self.post({"client_id": self.idp.other["appId"], "client_secret": self.idp.other_secret,
                        "grant_type": "client_credentials", "scope": "api://mcp-api/.default"})
