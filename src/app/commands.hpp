@@ -12,5 +12,7 @@ namespace mcpgate::app {
 void add_jwt_commands(CLI::App& app, int& exit_code);
 // `mcpgate idp` (serve) and its admin subcommands.
 void add_idp_commands(CLI::App& app, int& exit_code);
+// `mcpgate gateway`.
+void add_gateway_commands(CLI::App& app, int& exit_code);
 
 }  // namespace mcpgate::app

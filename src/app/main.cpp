@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   mcpgate::app::add_jwt_commands(app, exit_code);
   mcpgate::app::add_idp_commands(app, exit_code);
+  mcpgate::app::add_gateway_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,86 @@
+// config: the gateway's YAML configuration as plain structs, parsed and checked in one pass that
+// reports every problem with file, line and what to do. No sockets, no policies.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mcpgate::config {
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  std::string message;
+  std::string to_string() const;
+};
+
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct Listener {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::optional<TlsFiles> tls;
+};
+
+struct NamedValue {
+  std::string value;
+  bool secret = false;
+};
+
+struct Backend {
+  std::string name;
+  std::string url;  // http://host:port[/base] or https://…
+  std::string ca_file;  // https: trust this bundle instead of the system store
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds response_timeout{60'000};  // until the response head arrives
+  std::size_t max_idle_connections = 64;              // per worker
+};
+
+struct Api {
+  std::string name;
+  std::string path;  // prefix, "/" or "/mcp"
+  std::string type = "http";  // "http" or "mcp"
+  std::string backend;
+  bool strip_prefix = false;
+  std::vector<std::string> allowed_origins;  // MCP DNS-rebinding protection when not empty
+};
+
+struct Limits {
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{75'000};
+  std::size_t max_connections_per_worker = 10'000;
+};
+
+struct Config {
+  std::string file;
+  std::vector<Listener> listeners;
+  std::optional<Listener> admin;
+  std::map<std::string, NamedValue> named_values;
+  std::vector<Backend> backends;
+  std::vector<Api> apis;
+  Limits limits;
+  std::size_t workers = 0;  // 0: one per core
+  std::string access_log = "stdout";  // "stdout", "off", or a file path
+};
+
+struct LoadResult {
+  Config config;
+  std::vector<Diagnostic> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads and checks `path`. Every unknown key, missing key, bad value and dangling reference is an
+// error with its line; all are reported, none stops the others.
+LoadResult load(const std::string& path);
+LoadResult parse(const std::string& text, const std::string& file_name);
+
+}  // namespace mcpgate::config

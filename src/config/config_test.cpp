@@ -1,0 +1,93 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace mcpgate::config {
+namespace {
+
+TEST(Config, ReadsAFullFile) {
+  ::setenv("MCPGATE_TEST_SECRET", "s3cr3t", 1);
+  auto r = parse(R"(
+listeners:
+  - {address: 127.0.0.1, port: 8080}
+  - address: "::1"
+    port: 8443
+    tls: {cert: server.pem, key: server-key.pem}
+admin: {address: 127.0.0.1, port: 9901}
+named_values:
+  aad-tenant-id: 72f988bf-86f1-41af-91ab-2d7cd011db47
+  client-secret: {env: MCPGATE_TEST_SECRET, secret: true}
+backends:
+  mcp: {url: "http://127.0.0.1:3000", response_timeout_ms: 1000}
+apis:
+  - {name: mcp, path: /mcp, type: mcp, backend: mcp, strip_prefix: true, allowed_origins: ["https://app.example"]}
+  - {path: /, backend: mcp}
+limits: {max_body_bytes: 1024, header_timeout_ms: 500}
+workers: 2
+access_log: "off"
+)", "gw.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  const Config& c = r.config;
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[1].tls->cert_file, "server.pem");
+  EXPECT_EQ(c.admin->port, 9901);
+  EXPECT_EQ(c.named_values.at("client-secret").value, "s3cr3t");
+  EXPECT_TRUE(c.named_values.at("client-secret").secret);
+  EXPECT_EQ(c.backends[0].response_timeout.count(), 1000);
+  EXPECT_EQ(c.apis[0].type, "mcp");
+  EXPECT_TRUE(c.apis[0].strip_prefix);
+  EXPECT_EQ(c.apis[0].allowed_origins.at(0), "https://app.example");
+  EXPECT_EQ(c.apis[1].name, "api1");
+  EXPECT_EQ(c.limits.max_body_bytes, 1024u);
+  EXPECT_EQ(c.workers, 2u);
+  EXPECT_EQ(c.access_log, "off");
+}
+
+TEST(Config, ReportsEveryErrorWithItsLine) {
+  auto r = parse(R"(listeners:
+  - {address: 127.0.0.1, prot: 8080}
+backends:
+  mcp: {url: "ftp://x", timeout: 3}
+apis:
+  - {path: mcp/, backend: nope, type: grpc}
+  - {path: /a, backend: mcp, policy: p.xml}
+named_values:
+  bad name: x
+  twice: {value: a, env: B}
+limits: {max_header_bytes: 10}
+colour: blue
+)", "bad.yaml");
+  ASSERT_FALSE(r.ok());
+  std::string all;
+  for (const auto& d : r.errors) all += d.to_string() + "\n";
+  for (const char* expected : {
+           "bad.yaml:2: unknown key \"prot\" in listeners[0]",
+           "bad.yaml:2: listeners[0] needs a port",
+           "bad.yaml:4: unknown key \"timeout\" in backend \"mcp\"",
+           "bad.yaml:4: backend \"mcp\".url must start with http:// or https://",
+           "bad.yaml:6: apis[0].path must start with '/'",
+           "bad.yaml:6: apis[0].type must be http or mcp",
+           "bad.yaml:6: apis[0]: no backend named \"nope\"",
+           "bad.yaml:7: apis[1].policy: policy documents arrive with the policy engine",
+           "bad.yaml:9: named value \"bad name\": names may hold",
+           "bad.yaml:10: named value \"twice\" needs exactly one of value, env or file",
+           "bad.yaml:11: limits.max_header_bytes must be between 1024 and 1048576",
+           "bad.yaml:12: unknown key \"colour\" in the configuration",
+       }) {
+    EXPECT_NE(all.find(expected), std::string::npos) << "missing: " << expected << "\nall:\n" << all;
+  }
+}
+
+TEST(Config, SyntaxAndMissingSections) {
+  auto r = parse("listeners: [\n", "x.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.errors[0].message.find("YAML syntax error"), std::string::npos);
+  r = parse("workers: 1\n", "y.yaml");
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_NE(r.errors[0].message.find("listeners is missing"), std::string::npos);
+  EXPECT_NE(r.errors[1].message.find("apis is missing"), std::string::npos);
+  EXPECT_FALSE(load("/nonexistent/gw.yaml").ok());
+}
+
+}  // namespace
+}  // namespace mcpgate::config

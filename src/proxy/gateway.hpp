@@ -1,0 +1,35 @@
+// proxy: the gateway data plane: listeners, routing by longest path prefix, and a streaming
+// relay to HTTP upstreams with a keep-alive pool per worker. Policies plug in later (policy/).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/result.hpp"
+#include "net/http_server.hpp"
+
+namespace mcpgate::proxy {
+
+struct GatewayOptions {
+  // One JSON line per request (access log); empty: no access log.
+  std::function<void(const std::string&)> access_log;
+};
+
+class Gateway {
+ public:
+  static core::Result<std::unique_ptr<Gateway>, std::string> start(const config::Config& config, GatewayOptions options);
+  ~Gateway();
+  const std::vector<net::BoundAddress>& bound() const;
+  // Stops accepting, lets in-flight requests finish for up to `grace`, then ends the rest.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+ private:
+  Gateway();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mcpgate::proxy

@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""`mcpgate gateway` in front of a scriptable upstream: routing, streaming relay (SSE unbuffered),
+APIM-shaped errors, bounds, keep-alive, access log, configuration checks, drain on SIGTERM."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from fake_upstream import FakeUpstream  # noqa: E402
+from gateway import MCPGATE, Gateway  # noqa: E402
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class GatewayRelay(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.up = FakeUpstream()
+        cls.gw = Gateway(f"""
+listeners: [{{address: 127.0.0.1, port: 0}}]
+backends:
+  fake: {{url: "{cls.up.url}/base", response_timeout_ms: 1000}}
+  dead: {{url: "http://127.0.0.1:{closed_port()}", connect_timeout_ms: 1000}}
+apis:
+  - {{name: api, path: /api, backend: fake, strip_prefix: true}}
+  - {{name: keep, path: /keep, backend: fake}}
+  - {{name: mcp, path: /mcp, type: mcp, backend: fake, strip_prefix: true, allowed_origins: ["https://app.example"]}}
+  - {{name: dead, path: /dead, backend: dead}}
+limits: {{max_body_bytes: 2000000, max_header_bytes: 8192}}
+workers: 2
+""").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+        cls.up.stop()
+
+    def get(self, path, **kw):
+        return requests.get(self.gw.url + path, timeout=30, **kw)
+
+    def test_routes_rewrites_and_marks_requests(self):
+        r = self.get("/api/json?x=1", headers={"X-Request-Id": "req-123"})
+        self.assertEqual(r.status_code, 200, r.text)
+        seen = r.json()
+        self.assertEqual(seen["path"], "/base/json?x=1")  # prefix stripped, backend base path added
+        self.assertEqual(seen["headers"]["Host"], f"127.0.0.1:{self.up.port}")
+        self.assertEqual(seen["headers"]["X-Request-Id"], "req-123")
+        self.assertEqual(seen["headers"]["X-Forwarded-For"], "127.0.0.1")
+        self.assertEqual(r.headers["X-Request-Id"], "req-123")
+        self.assertEqual(r.headers["X-Upstream"], "fake")
+        kept = self.get("/keep/json").json()
+        self.assertEqual(kept["path"], "/base/keep/json")
+        generated = self.get("/api/json").headers["X-Request-Id"]
+        self.assertRegex(generated, r"^[0-9a-f]{32}$")
+
+    def test_unknown_path_is_apims_404(self):
+        for path in ("/nothing", "/apix", "/"):
+            r = self.get(path)
+            self.assertEqual(r.status_code, 404)
+            self.assertEqual(r.text, '{ "statusCode": 404, "message": "Resource not found" }')
+            self.assertTrue(r.headers["Content-Type"].startswith("application/json"))
+
+    def test_bodies_stream_both_ways(self):
+        body = os.urandom(1_500_000)
+        r = requests.post(self.gw.url + "/api/echo", data=body, timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.content, body)
+
+        def chunks():
+            for i in range(5):
+                yield os.urandom(1000)
+        r = requests.post(self.gw.url + "/api/echo", data=chunks(), timeout=30)  # chunked upload
+        self.assertEqual(len(r.content), 5000)
+        r = self.get("/api/chunked")
+        self.assertEqual(r.text, "one,two,three")
+
+    def test_body_over_the_limit_is_413(self):
+        r = requests.post(self.gw.url + "/api/echo", data=b"x" * 2_100_000, timeout=30)
+        self.assertEqual(r.status_code, 413)
+        self.assertEqual(r.json(), {"statusCode": 413, "message": "Request entity too large"})
+
+    def test_header_over_the_limit_is_431(self):
+        r = self.get("/api/json", headers={"X-Big": "a" * 10000})
+        self.assertEqual(r.status_code, 431)
+
+    def test_sse_is_relayed_event_by_event(self):
+        with requests.get(self.gw.url + "/api/sse?n=4&ack=1&id=t1", stream=True, timeout=30) as r:
+            self.assertEqual(r.headers["Content-Type"], "text/event-stream")
+            self.assertEqual(r.headers["X-Accel-Buffering"], "no")
+            got = []
+            buf = b""
+            for chunk in r.iter_content(chunk_size=None):
+                buf += chunk
+                while b"\n\n" in buf:
+                    event, buf = buf.split(b"\n\n", 1)
+                    n = json.loads(event.split(b"data: ")[1])["n"]
+                    got.append(n)
+                    # The upstream sends the next event only after this acknowledgement; a
+                    # buffering gateway never delivers this one and the stream stalls.
+                    self.up.ack("t1", n)
+            self.assertEqual(got, [0, 1, 2, 3])
+
+    def test_upstream_failures_are_apim_errors(self):
+        r = self.get("/dead/x")
+        self.assertEqual(r.status_code, 502)
+        self.assertEqual(r.json()["statusCode"], 502)
+        r = self.get("/api/slow?delay=3")
+        self.assertEqual(r.status_code, 504)
+        self.assertEqual(r.json()["message"], "Gateway timeout: the backend did not answer in time")
+        self.assertEqual(self.get("/api/reset").status_code, 502)
+        r = self.get("/api/garbage")
+        self.assertEqual(r.status_code, 502)
+        self.assertEqual(r.json()["statusCode"], 502)
+        # Upstream errors that are answers pass through unchanged.
+        self.assertEqual(self.get("/api/503").status_code, 503)
+
+    def test_keep_alive_both_sides(self):
+        before = self.up.connections
+        with requests.Session() as s:
+            for _ in range(20):
+                self.assertEqual(s.get(self.gw.url + "/api/json", timeout=30).status_code, 200)
+        # 20 requests over one client connection reuse upstream connections (one per worker at most).
+        self.assertLessEqual(self.up.connections - before, 2)
+
+    def test_head_requests(self):
+        r = requests.head(self.gw.url + "/api/json", timeout=30)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.content, b"")
+
+    def test_origin_check_on_mcp_apis(self):
+        self.assertEqual(self.get("/mcp/json", headers={"Origin": "https://app.example"}).status_code, 200)
+        self.assertEqual(self.get("/mcp/json").status_code, 200)  # no Origin: not a browser
+        r = self.get("/mcp/json", headers={"Origin": "https://evil.example"})
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r.text, '{ "statusCode": 403, "message": "Origin not allowed" }')
+
+    def test_garbage_from_the_client_is_400(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"BLAH\r\n\r\n")
+            self.assertTrue(s.recv(1000).startswith(b"HTTP/1.1 400"))
+
+    def test_access_log(self):
+        self.get("/api/json?secret=1", headers={"Authorization": "Bearer abc.def.ghi"})
+        time.sleep(0.2)
+        lines = self.gw.access_log()
+        line = [l for l in lines if l["path"] == "/api/json"][-1]
+        for key in ("time", "request_id", "client", "api", "method", "status", "bytes", "duration_ms", "upstream_ms"):
+            self.assertIn(key, line)
+        self.assertEqual((line["api"], line["method"], line["status"]), ("api", "GET", 200))
+        with open(self.gw.log_path) as f:
+            self.assertNotIn("abc.def.ghi", f.read())
+
+
+class GatewayLifecycle(unittest.TestCase):
+    def test_check_reports_every_error(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("listeners: [{address: 127.0.0.1, prot: 1}]\napis: [{path: /x, backend: nope}]\n")
+            f.flush()
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", f.name], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f"{f.name}:1: unknown key \"prot\"", r.stderr)
+            self.assertIn(f"{f.name}:2: apis[0]: no backend named \"nope\"", r.stderr)
+            self.assertIn("error(s)", r.stderr)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("listeners: [{port: 0}]\nbackends: {b: {url: 'http://127.0.0.1:1'}}\napis: [{path: /x, backend: b}]\n")
+            f.flush()
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", f.name], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_sigterm_lets_in_flight_requests_finish(self):
+        up = FakeUpstream()
+        gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: [{{path: /, backend: fake}}]
+""").start()
+        try:
+            result = {}
+
+            def slow():
+                result["r"] = requests.get(gw.url + "/slow?delay=1", timeout=30)
+            t = threading.Thread(target=slow)
+            t.start()
+            time.sleep(0.3)
+            gw.stop()
+            t.join()
+            self.assertEqual(result["r"].status_code, 200)
+            self.assertEqual(gw.proc.returncode, 0)
+            with self.assertRaises(requests.ConnectionError):
+                requests.get(gw.url + "/json", timeout=5)
+        finally:
+            gw.cleanup()
+            up.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

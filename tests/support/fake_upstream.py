@@ -1,0 +1,132 @@
+"""A scriptable HTTP/1.1 upstream for gateway tests: JSON echo, chunked bodies, SSE with
+acknowledgements, slow answers, resets and garbage. Binds 127.0.0.1 on a free port."""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+class FakeUpstream:
+    def __init__(self):
+        self.connections = 0
+        self.requests = []
+        self.acks = {}
+        self.lock = threading.Lock()
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def setup(self):
+                super().setup()
+                with upstream.lock:
+                    upstream.connections += 1
+
+            def body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                n = int(self.headers.get("Content-Length", 0))
+                return self.rfile.read(n) if n else b""
+
+            def send_json(self, status, obj, extra=None):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def handle_any(self):
+                url = urlsplit(self.path)
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                body = self.body()
+                record = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                          "body_len": len(body)}
+                with upstream.lock:
+                    upstream.requests.append(record)
+                name = url.path.rstrip("/").split("/")[-1]
+                if name == "echo":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif name == "chunked":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for part in (b"one,", b"two,", b"three"):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    self.wfile.write(b"0\r\n\r\n")
+                elif name == "sse":
+                    n = int(q.get("n", 3))
+                    stream = q.get("id", "s")
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(n):
+                        event = f"id: {i}\ndata: {{\"n\": {i}}}\n\n".encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        self.wfile.flush()
+                        if q.get("ack") and i + 1 < n:
+                            # The next event goes only after the client said it got this one:
+                            # a buffering proxy deadlocks here and the test times out.
+                            ev = upstream.ack_event(stream, i)
+                            if not ev.wait(10):
+                                return
+                    self.wfile.write(b"0\r\n\r\n")
+                elif name == "slow":
+                    time.sleep(float(q.get("delay", 2)))
+                    self.send_json(200, {"slow": True})
+                elif name == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.close()
+                    self.close_connection = True
+                elif name == "garbage":
+                    self.wfile.write(b"this is not HTTP\r\n\r\n")
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif name.isdigit():
+                    self.send_json(int(name), {"status": int(name)})
+                else:
+                    self.send_json(200, record, {"X-Upstream": "fake"})
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def ack_event(self, stream, i):
+        with self.lock:
+            return self.acks.setdefault((stream, i), threading.Event())
+
+    def ack(self, stream, i):
+        self.ack_event(stream, i).set()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,63 @@
+"""Starts a real `mcpgate gateway` with a generated configuration and stops it by its pid."""
+import json
+import sys
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+MCPGATE = os.environ["MCPGATE_BIN"]
+
+
+class Gateway:
+    def __init__(self, config_text):
+        self.dir = tempfile.TemporaryDirectory(prefix="mcpgate-gw-")
+        self.config = os.path.join(self.dir.name, "mcpgate.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(self.dir.name, "gateway.log")
+        self.err_path = os.path.join(self.dir.name, "gateway.err")
+        self.proc = None
+
+    def start(self):
+        ready = os.path.join(self.dir.name, "ready.json")
+        self.out = open(self.log_path, "w")
+        self.err = open(self.err_path, "w")
+        self.proc = subprocess.Popen([MCPGATE, "gateway", "-c", self.config, "--ready-file", ready],
+                                     stdout=self.out, stderr=self.err)
+        deadline = time.time() + 20
+        while not os.path.exists(ready):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError("gateway did not start: " + open(self.err_path).read())
+            time.sleep(0.02)
+        with open(ready) as f:
+            self.urls = json.load(f)["listeners"]
+        self.url = self.urls[0]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self
+
+    def access_log(self):
+        self.out.flush()
+        with open(self.log_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.out.close()
+            self.err.close()
+
+    def cleanup(self):
+        died = self.proc is not None and self.proc.poll() is not None and self.proc.returncode != 0
+        self.stop()
+        if died:
+            with open(self.err_path) as f:
+                print(f"gateway exited with {self.proc.returncode}:\n{f.read()}", file=sys.stderr)
+        self.dir.cleanup()
