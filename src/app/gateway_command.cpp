@@ -9,6 +9,7 @@
 #include "app/commands.hpp"
 #include "config/config.hpp"
 #include "core/json.hpp"
+#include "net/http_server.hpp"
 #include "proxy/gateway.hpp"
 
 namespace mcpgate::app {
@@ -62,6 +63,39 @@ int run_gateway(const GatewayCommand& o) {
     std::cerr << "mcpgate gateway: " << gw.error() << "\n";
     return 2;
   }
+  // The admin listener: health, readiness (503 while draining) and Prometheus metrics.
+  std::unique_ptr<net::HttpServer> admin;
+  if (loaded.config.admin) {
+    net::HttpServerOptions admin_options;
+    admin_options.listen.push_back({loaded.config.admin->address, loaded.config.admin->port, false});
+    proxy::Gateway* g = gw->get();
+    auto started = net::HttpServer::start(std::move(admin_options), [g](http::Request&& req) {
+      http::Response res;
+      res.headers.add("Content-Type", "text/plain; charset=utf-8");
+      const auto path = req.path();
+      if (req.method != "GET" && req.method != "HEAD") {
+        res.status = 405;
+        res.body = "method not allowed\n";
+      } else if (path == "/healthz") {
+        res.body = "ok\n";
+      } else if (path == "/readyz") {
+        res.status = g->ready() ? 200 : 503;
+        res.body = g->ready() ? "ready\n" : "draining\n";
+      } else if (path == "/metrics") {
+        res.headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        res.body = g->metrics_text();
+      } else {
+        res.status = 404;
+        res.body = "not found\n";
+      }
+      return res;
+    });
+    if (!started) {
+      std::cerr << "mcpgate gateway: admin listener: " << started.error() << "\n";
+      return 2;
+    }
+    admin = std::move(started.value());
+  }
   core::JsonArray listeners;
   for (const auto& b : (*gw)->bound()) {
     const std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
@@ -69,6 +103,10 @@ int run_gateway(const GatewayCommand& o) {
   }
   core::JsonObject ready;
   ready.emplace_back("listeners", core::Json(std::move(listeners)));
+  if (admin) {
+    const auto& b = admin->bound().at(0);
+    ready.emplace_back("admin", core::Json("http://" + b.host + ":" + std::to_string(b.port)));
+  }
   const std::string ready_json = core::Json(std::move(ready)).dump();
   if (!o.ready_file.empty()) {
     const std::string tmp = o.ready_file + ".tmp";
@@ -83,6 +121,7 @@ int run_gateway(const GatewayCommand& o) {
   sigwait(&signals, &sig);
   std::cerr << "mcpgate gateway: draining (signal " << sig << ")" << std::endl;
   (*gw)->stop(std::chrono::seconds(10));
+  if (admin) admin->stop();
   return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -131,9 +132,54 @@ bool acceptable_request_id(std::string_view id) {
 
 }  // namespace
 
+// While an event stream is relayed, the client sends nothing; the first sign of it reading
+// ready is its going away (or a pipelined request, which nobody sends during an SSE response).
+struct ClientWatch {
+  bool active = true;
+  bool client_gone = false;
+  beast::tcp_stream* upstream = nullptr;
+};
+
+awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
+  auto [ec] = co_await client.async_wait(tcp::socket::wait_read, kTuple);
+  if (!watch->active || ec == asio::error::operation_aborted) co_return;
+  watch->client_gone = true;
+  boost::system::error_code ignored;
+  watch->upstream->socket().close(ignored);  // ends the relay's pending upstream read at once
+}
+
+// Upper bounds of the latency histogram buckets, in seconds.
+constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+constexpr std::size_t kBucketCount = std::size(kBuckets);
+
+// Counters of one API on one worker: written by that worker only (relaxed atomics, no sharing of
+// cache lines between workers), summed when /metrics is scraped.
+struct ApiStats {
+  std::atomic<std::uint64_t> by_class[6] = {};  // 1xx..5xx, other
+  std::atomic<std::uint64_t> buckets[kBucketCount + 1] = {};
+  std::atomic<std::uint64_t> duration_us = 0;
+  std::atomic<std::uint64_t> upstream_errors = 0;
+};
+
+void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+
+std::string prometheus_label(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 struct Gateway::Impl {
   struct Worker {
     asio::io_context ioc{1};
+    std::unique_ptr<ApiStats[]> stats;  // one per route, and one for unmatched requests
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
     std::unordered_map<std::size_t, std::vector<beast::tcp_stream>> idle;  // upstream index -> connections
   };
@@ -147,7 +193,19 @@ struct Gateway::Impl {
   std::vector<net::BoundAddress> bound;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
+  std::atomic<std::size_t> active_streams{0};
   std::atomic<bool> stopping{false};
+
+  void record(Worker& w, const Route* route, int status, double seconds, bool upstream_error) {
+    ApiStats& st = w.stats[route ? static_cast<std::size_t>(route - runtime->routes.data()) : runtime->routes.size()];
+    const int cls = status >= 100 && status < 600 ? status / 100 - 1 : 5;
+    bump(st.by_class[cls]);
+    std::size_t b = 0;
+    while (b < kBucketCount && seconds > kBuckets[b]) ++b;
+    bump(st.buckets[b]);
+    bump(st.duration_us, static_cast<std::uint64_t>(seconds * 1e6));
+    if (upstream_error) bump(st.upstream_errors);
+  }
 
   // ---- local replies ------------------------------------------------------------------------
 
@@ -254,6 +312,8 @@ struct Gateway::Impl {
       double upstream_ms = 0;
       const Route* route = runtime->match(path);
       const auto log = [&] {
+        record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
+               status == 502 || status == 504);
         if (!options.access_log) return;
         core::JsonObject o;
         o.emplace_back("time", core::Json(core::format_utc(std::chrono::duration<double>(
@@ -402,8 +462,23 @@ struct Gateway::Impl {
       // then; a slow client still gets the idle timeout on each write.
       const auto upstream_read_timeout = event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
       std::uint64_t body_bytes = 0;
+      std::shared_ptr<ClientWatch> watch;
+      if (event_stream && cbuf.size() == 0) {
+        // When the client goes away mid-stream, the upstream request is cancelled at once.
+        ++active_streams;
+        watch = std::make_shared<ClientWatch>();
+        watch->upstream = &*upstream;
+        asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
+      }
       auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout, &body_bytes);
       bytes_out += body_bytes;
+      if (watch) {
+        --active_streams;
+        watch->active = false;
+        if (watch->client_gone) status = 499;  // logged only: nobody is left to answer
+        boost::system::error_code ignored;
+        client_socket.socket().cancel(ignored);  // ends the watcher's wait
+      }
       log();
       if (ec) co_return;  // the head is out: all we can do is close
       if (upstream_keep_alive && res_p.is_done()) release(w, route->upstream, std::move(*upstream));
@@ -493,7 +568,10 @@ struct Gateway::Impl {
 };
 
 Gateway::Gateway() : impl_(std::make_unique<Impl>()) {}
-Gateway::~Gateway() { stop(std::chrono::milliseconds(0)); }
+Gateway::~Gateway() {
+  stop(std::chrono::milliseconds(0));
+  impl_->workers.clear();  // suspended sessions are destroyed while Impl is whole
+}
 const std::vector<net::BoundAddress>& Gateway::bound() const { return impl_->bound; }
 
 core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config::Config& config, GatewayOptions options) {
@@ -518,7 +596,10 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
     break;  // one certificate for all TLS listeners (SNI per listener comes later)
   }
   const std::size_t n = config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
-  for (std::size_t i = 0; i < n; ++i) impl.workers.push_back(std::make_unique<Impl::Worker>());
+  for (std::size_t i = 0; i < n; ++i) {
+    impl.workers.push_back(std::make_unique<Impl::Worker>());
+    impl.workers.back()->stats.reset(new ApiStats[impl.runtime->routes.size() + 1]);
+  }
   for (const auto& l : config.listeners) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(l.address, ec);
@@ -547,6 +628,56 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   return gw;
 }
 
+bool Gateway::ready() const { return !impl_->stopping.load(); }
+
+std::string Gateway::metrics_text() const {
+  const Impl& impl = *impl_;
+  const auto& routes = impl.runtime->routes;
+  const auto api_name = [&](std::size_t i) { return i < routes.size() ? prometheus_label(routes[i].api.name) : std::string("(none)"); };
+  const auto sum = [&](auto field) {
+    std::uint64_t total = 0;
+    for (const auto& w : impl.workers) total += field(*w);
+    return total;
+  };
+  std::string out;
+  out += "# HELP mcpgate_requests_total Requests by API and status class.\n# TYPE mcpgate_requests_total counter\n";
+  static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+  for (std::size_t i = 0; i <= routes.size(); ++i) {
+    for (int c = 0; c < 6; ++c) {
+      const auto n = sum([&](const Impl::Worker& w) { return w.stats[i].by_class[c].load(std::memory_order_relaxed); });
+      if (n) out += "mcpgate_requests_total{api=\"" + api_name(i) + "\",code=\"" + kClasses[c] + "\"} " + std::to_string(n) + "\n";
+    }
+  }
+  out += "# HELP mcpgate_request_duration_seconds Time from request head to the end of the response.\n"
+         "# TYPE mcpgate_request_duration_seconds histogram\n";
+  for (std::size_t i = 0; i <= routes.size(); ++i) {
+    std::uint64_t cumulative = 0;
+    const std::string label = "api=\"" + api_name(i) + "\"";
+    for (std::size_t b = 0; b <= kBucketCount; ++b) {
+      cumulative += sum([&](const Impl::Worker& w) { return w.stats[i].buckets[b].load(std::memory_order_relaxed); });
+      char le[32];
+      if (b < kBucketCount) std::snprintf(le, sizeof le, "%g", kBuckets[b]);
+      else std::snprintf(le, sizeof le, "+Inf");
+      out += "mcpgate_request_duration_seconds_bucket{" + label + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    const double seconds = static_cast<double>(sum([&](const Impl::Worker& w) { return w.stats[i].duration_us.load(std::memory_order_relaxed); })) / 1e6;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6f", seconds);
+    out += "mcpgate_request_duration_seconds_sum{" + label + "} " + buf + "\n";
+    out += "mcpgate_request_duration_seconds_count{" + label + "} " + std::to_string(cumulative) + "\n";
+  }
+  out += "# HELP mcpgate_upstream_errors_total Requests answered 502 or 504 by the gateway.\n# TYPE mcpgate_upstream_errors_total counter\n";
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    out += "mcpgate_upstream_errors_total{api=\"" + api_name(i) + "\"} " +
+           std::to_string(sum([&](const Impl::Worker& w) { return w.stats[i].upstream_errors.load(std::memory_order_relaxed); })) + "\n";
+  }
+  out += "# HELP mcpgate_active_connections Open client connections.\n# TYPE mcpgate_active_connections gauge\n";
+  out += "mcpgate_active_connections " + std::to_string(impl.connections.load()) + "\n";
+  out += "# HELP mcpgate_active_sse_streams Event streams being relayed.\n# TYPE mcpgate_active_sse_streams gauge\n";
+  out += "mcpgate_active_sse_streams " + std::to_string(impl.active_streams.load()) + "\n";
+  return out;
+}
+
 void Gateway::stop(std::chrono::milliseconds grace) {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   for (auto& w : impl_->workers) {
@@ -560,7 +691,6 @@ void Gateway::stop(std::chrono::milliseconds grace) {
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();
   }
-  impl_->workers.clear();  // suspended sessions are destroyed while Impl is whole
 }
 
 }  // namespace mcpgate::proxy

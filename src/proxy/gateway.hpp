@@ -23,6 +23,10 @@ class Gateway {
   static core::Result<std::unique_ptr<Gateway>, std::string> start(const config::Config& config, GatewayOptions options);
   ~Gateway();
   const std::vector<net::BoundAddress>& bound() const;
+  // Prometheus text exposition of the gateway's counters (for the admin listener's /metrics).
+  std::string metrics_text() const;
+  // False once draining has begun (the admin listener's /readyz).
+  bool ready() const;
   // Stops accepting, lets in-flight requests finish for up to `grace`, then ends the rest.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 

@@ -41,6 +41,7 @@ apis:
   - {{name: mcp, path: /mcp, type: mcp, backend: fake, strip_prefix: true, allowed_origins: ["https://app.example"]}}
   - {{name: dead, path: /dead, backend: dead}}
 limits: {{max_body_bytes: 2000000, max_header_bytes: 8192}}
+admin: {{address: 127.0.0.1, port: 0}}
 workers: 2
 """).start()
 
@@ -114,6 +115,23 @@ workers: 2
                     self.up.ack("t1", n)
             self.assertEqual(got, [0, 1, 2, 3])
 
+    def test_client_leaving_an_event_stream_cancels_the_upstream(self):
+        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
+        s.sendall(b"GET /api/sse?hold=1&id=gone HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        got = b""
+        while b"data:" not in got:
+            got += s.recv(4096)
+        left = time.time()
+        s.close()
+        deadline = time.time() + 5
+        while "gone" not in self.up.disconnects and time.time() < deadline:
+            time.sleep(0.02)
+        self.assertIn("gone", self.up.disconnects, "the upstream request was not cancelled")
+        self.assertLess(self.up.disconnects["gone"] - left, 1.0)
+        time.sleep(0.2)
+        line = [l for l in self.gw.access_log() if l["path"] == "/api/sse"][-1]
+        self.assertEqual(line["status"], 499)
+
     def test_upstream_failures_are_apim_errors(self):
         r = self.get("/dead/x")
         self.assertEqual(r.status_code, 502)
@@ -163,6 +181,22 @@ workers: 2
         self.assertEqual((line["api"], line["method"], line["status"]), ("api", "GET", 200))
         with open(self.gw.log_path) as f:
             self.assertNotIn("abc.def.ghi", f.read())
+
+
+    def test_admin_listener(self):
+        self.assertEqual(requests.get(self.gw.admin + "/healthz", timeout=10).text, "ok\n")
+        self.assertEqual(requests.get(self.gw.admin + "/readyz", timeout=10).status_code, 200)
+        self.get("/api/json")
+        self.get("/nothing")
+        m = requests.get(self.gw.admin + "/metrics", timeout=10)
+        self.assertTrue(m.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        text = m.text
+        self.assertRegex(text, r'mcpgate_requests_total\{api="api",code="2xx"\} [1-9]')
+        self.assertRegex(text, r'mcpgate_requests_total\{api="\(none\)",code="4xx"\} [1-9]')
+        self.assertRegex(text, r'mcpgate_request_duration_seconds_bucket\{api="api",le="\+Inf"\} [1-9]')
+        self.assertIn("mcpgate_active_connections ", text)
+        self.assertIn("mcpgate_active_sse_streams 0", text)
+        self.assertEqual(requests.get(self.gw.admin + "/other", timeout=10).status_code, 404)
 
 
 class GatewayLifecycle(unittest.TestCase):

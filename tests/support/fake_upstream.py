@@ -1,6 +1,7 @@
 """A scriptable HTTP/1.1 upstream for gateway tests: JSON echo, chunked bodies, SSE with
 acknowledgements, slow answers, resets and garbage. Binds 127.0.0.1 on a free port."""
 import json
+import select
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ class FakeUpstream:
         self.connections = 0
         self.requests = []
         self.acks = {}
+        self.disconnects = {}
         self.lock = threading.Lock()
         upstream = self
 
@@ -84,6 +86,20 @@ class FakeUpstream:
                     self.send_header("Cache-Control", "no-cache")
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
+                    if q.get("hold"):
+                        # One event, then silence until the peer (the gateway) hangs up.
+                        event = b"id: 0\ndata: {\"n\": 0}\n\n"
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        self.wfile.flush()
+                        deadline = time.time() + 30
+                        while time.time() < deadline:
+                            r, _, _ = select.select([self.connection], [], [], 0.05)
+                            if r and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                                with upstream.lock:
+                                    upstream.disconnects[stream] = time.time()
+                                break
+                        self.close_connection = True
+                        return
                     for i in range(n):
                         event = f"id: {i}\ndata: {{\"n\": {i}}}\n\n".encode()
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))

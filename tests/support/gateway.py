@@ -32,7 +32,9 @@ class Gateway:
                 raise AssertionError("gateway did not start: " + open(self.err_path).read())
             time.sleep(0.02)
         with open(ready) as f:
-            self.urls = json.load(f)["listeners"]
+            info = json.load(f)
+        self.urls = info["listeners"]
+        self.admin = info.get("admin")
         self.url = self.urls[0]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
