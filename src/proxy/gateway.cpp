@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -131,6 +132,47 @@ bool acceptable_request_id(std::string_view id) {
 }
 
 }  // namespace
+
+// Legacy HTTP+SSE (MCP 2024-11-05): the first event names the URL to POST messages to, relative
+// to the server's root (`event: endpoint` / `data: /message?sessionId=…`). When the gateway maps
+// a prefix onto that root, the path must carry the prefix again or the client's POSTs miss.
+struct EndpointRewriter {
+  std::string prefix;     // the API's path, e.g. "/legacy"
+  std::string pending;    // bytes of the first event seen so far
+  std::string out;        // what to write instead of the bytes read
+  bool done = false;
+  static constexpr std::size_t kMaxFirstEvent = 8192;
+
+  // Feeds bytes read from the upstream; returns the bytes to write (possibly none yet).
+  std::string_view feed(std::string_view chunk, bool last) {
+    if (done) return chunk;
+    pending.append(chunk);
+    auto end = pending.find("\n\n");
+    const auto crlf = pending.find("\r\n\r\n");
+    if (end == std::string::npos || (crlf != std::string::npos && crlf < end)) end = crlf;
+    if (end == std::string::npos && pending.size() < kMaxFirstEvent && !last) return {};
+    done = true;
+    out = rewrite(std::move(pending));
+    return out;
+  }
+
+  std::string rewrite(std::string s) const {
+    const auto event_end = s.find("\n\n") != std::string::npos ? s.find("\n\n") : s.size();
+    const std::string_view event = std::string_view(s).substr(0, event_end);
+    if (event.find("event: endpoint") == std::string_view::npos && event.find("event:endpoint") == std::string_view::npos) {
+      return s;
+    }
+    for (const char* key : {"data: /", "data:/"}) {
+      const auto at = s.find(key);
+      if (at != std::string::npos && at < event_end) {
+        const auto path_at = at + std::strlen(key) - 1;
+        if (s.compare(path_at, prefix.size() + 1, prefix + "/") != 0) s.insert(path_at, prefix);
+        break;
+      }
+    }
+    return s;
+  }
+};
 
 // While an event stream is relayed, the client sends nothing; the first sign of it reading
 // ready is its going away (or a pipelined request, which nobody sends during an SSE response).
@@ -274,7 +316,7 @@ struct Gateway::Impl {
       if (!first && cbuf.size() == 0) {
         // Wait for the next request's first byte under the idle timeout, then give its head
         // the header timeout (slow clients are dropped).
-        auto [wec, wn] = co_await client_socket.async_read_some(cbuf.prepare(1), kTuple);
+        auto [wec, wn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
         if (wec) co_return;
         cbuf.commit(wn);
         client_socket.expires_after(limits.header_timeout);
@@ -470,7 +512,13 @@ struct Gateway::Impl {
         watch->upstream = &*upstream;
         asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
       }
-      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout, &body_bytes);
+      std::optional<EndpointRewriter> rewriter;
+      if (event_stream && route->api.type == "mcp" && route->api.strip_prefix && route->api.path != "/") {
+        rewriter.emplace();
+        rewriter->prefix = route->api.path;
+      }
+      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout, &body_bytes,
+                                    rewriter ? &*rewriter : nullptr);
       bytes_out += body_bytes;
       if (watch) {
         --active_streams;
@@ -492,7 +540,7 @@ struct Gateway::Impl {
   awaitable<boost::system::error_code> relay_body(In& in, beast::flat_buffer& inbuf, bhttp::parser<isRequest, bhttp::buffer_body>& p,
                                                   Out& out, bhttp::serializer<isRequest, bhttp::buffer_body>& sr,
                                                   std::chrono::milliseconds read_timeout, std::chrono::milliseconds write_timeout,
-                                                  std::uint64_t* copied = nullptr) {
+                                                  std::uint64_t* copied = nullptr, EndpointRewriter* rewriter = nullptr) {
     char buf[16 * 1024];
     while (true) {
       if (!p.is_done()) {
@@ -509,6 +557,11 @@ struct Gateway::Impl {
         p.get().body().size = sizeof buf - p.get().body().size;
         p.get().body().data = buf;
         p.get().body().more = !p.is_done();
+        if (rewriter && !rewriter->done) {
+          const auto bytes = rewriter->feed(std::string_view(buf, p.get().body().size), p.is_done());
+          p.get().body().data = const_cast<char*>(bytes.data());
+          p.get().body().size = bytes.size();
+        }
         if (copied) *copied += p.get().body().size;
         if (p.get().body().size == 0 && !p.is_done()) continue;
       } else {

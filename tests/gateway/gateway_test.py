@@ -199,6 +199,37 @@ workers: 2
         self.assertEqual(requests.get(self.gw.admin + "/other", timeout=10).status_code, 404)
 
 
+class GatewayTls(unittest.TestCase):
+    def test_tls_listener_with_a_certificate_the_test_makes(self):
+        up = FakeUpstream()
+        with tempfile.TemporaryDirectory() as d:
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-keyout", key, "-out", cert, "-subj", "/CN=localhost", "-days", "2",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+            gw = Gateway(f"""
+listeners: [{{address: 127.0.0.1, port: 0, tls: {{cert: "{cert}", key: "{key}"}}}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: [{{path: /api, backend: fake, strip_prefix: true}}]
+""").start()
+            try:
+                self.assertTrue(gw.url.startswith("https://"))
+                url = gw.url.replace("127.0.0.1", "localhost")
+                with requests.Session() as s:
+                    for _ in range(3):  # keep-alive over TLS
+                        r = s.get(url + "/api/json", verify=cert, timeout=10,
+                                  headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+                        self.assertEqual(r.status_code, 200)
+                seen = r.json()
+                self.assertEqual(seen["headers"]["X-Forwarded-Proto"], "https")
+                self.assertEqual(seen["headers"]["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+                with self.assertRaises(requests.exceptions.SSLError):
+                    requests.get(url + "/api/json", timeout=10)  # not trusted by default
+            finally:
+                gw.cleanup()
+                up.stop()
+
+
 class GatewayLifecycle(unittest.TestCase):
     def test_check_reports_every_error(self):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:

@@ -34,6 +34,7 @@ apis:
   - {name: mcp, path: /mcp, type: mcp, backend: everything}
   - {name: legacy-sse, path: /sse, type: mcp, backend: legacy}
   - {name: legacy-message, path: /message, type: mcp, backend: legacy}
+  - {name: legacy-mapped, path: /legacy, type: mcp, backend: legacy, strip_prefix: true}
 workers: 2
 `).start();
 });
@@ -120,5 +121,22 @@ test('legacy HTTP+SSE transport through the gateway', async () => {
   await client.connect(transport);
   const echo = await client.callTool({ name: 'echo', arguments: { message: 'legacy' } });
   assert.match(echo.content[0].text, /legacy/);
+  await client.close();
+});
+
+test('legacy HTTP+SSE under a mapped prefix: the endpoint event gets the prefix', async () => {
+  const controller = new AbortController();
+  const res = await fetch(`${gateway.url}/legacy/sse`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+  const reader = res.body.getReader();
+  let text = '';
+  while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+  controller.abort();
+  assert.match(text, /event: endpoint\r?\ndata: \/legacy\/message\?sessionId=/);
+
+  const transport = new SSEClientTransport(new URL(`${gateway.url}/legacy/sse`));
+  const client = new Client({ name: 'mcpgate-legacy-mapped', version: '1.0.0' });
+  await client.connect(transport);
+  const echo = await client.callTool({ name: 'echo', arguments: { message: 'mapped' } });
+  assert.match(echo.content[0].text, /mapped/);
   await client.close();
 });
