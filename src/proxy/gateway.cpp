@@ -121,7 +121,15 @@ void strip_hop_by_hop(bhttp::fields& f) {
   }
 }
 
-std::string new_request_id() { return crypto::hex(crypto::random_bytes(16)); }
+// 32 hex digits: 64 random bits drawn once per worker, then a counter. Unique per process and
+// cheap: a CSPRNG call per request costs more than the rest of the request's bookkeeping.
+std::string new_request_id() {
+  thread_local const std::string prefix = crypto::hex(crypto::random_bytes(8));
+  thread_local std::uint64_t counter = 0;
+  char tail[17];
+  std::snprintf(tail, sizeof tail, "%016llx", static_cast<unsigned long long>(++counter));
+  return prefix + tail;
+}
 
 bool acceptable_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -193,6 +201,7 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> w
 // Upper bounds of the latency histogram buckets, in seconds.
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
+constexpr std::size_t kRelayBuffer = 16 * 1024;
 
 // Counters of one API on one worker: written by that worker only (relaxed atomics, no sharing of
 // cache lines between workers), summed when /metrics is scraped.
@@ -308,6 +317,9 @@ struct Gateway::Impl {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
     const auto& limits = runtime->limits;
+    // Bodies pass through this buffer, one read at a time; requests on a connection are
+    // sequential, so one allocation serves all of them.
+    std::unique_ptr<char[]> relay_buf(new char[kRelayBuffer]);
     for (bool first = true;; first = false) {
       bhttp::request_parser<bhttp::buffer_body> req_p;
       req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -323,8 +335,9 @@ struct Gateway::Impl {
       }
       auto [hec, hn] = co_await bhttp::async_read_header(client, cbuf, req_p, kTuple);
       (void)hn;
-      std::string request_id = new_request_id();
+      std::string request_id;
       if (hec) {
+        request_id = new_request_id();
         if (hec == bhttp::error::header_limit) {
           co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id);
         } else if (hec == bhttp::error::body_limit) {
@@ -343,7 +356,11 @@ struct Gateway::Impl {
       } done{in_flight};
       const auto started = Clock::now();
       auto& req = req_p.get();
-      if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) request_id = std::string(id);
+      if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
+        request_id = std::string(id);
+      } else {
+        request_id = new_request_id();
+      }
       const unsigned version = req.version();
       const bool client_keep_alive = req.keep_alive() && !stopping.load();
       const std::string target(req.target());
@@ -435,7 +452,7 @@ struct Gateway::Impl {
         auto [wec, wn] = co_await bhttp::async_write_header(*upstream, sr, kTuple);
         (void)wn;
         boost::system::error_code relay_ec;
-        if (!wec && request_has_body) relay_ec = co_await relay_body(client, cbuf, req_p, *upstream, sr, limits.idle_timeout, up.response_timeout);
+        if (!wec && request_has_body) relay_ec = co_await relay_body(client, cbuf, req_p, *upstream, sr, limits.idle_timeout, up.response_timeout, relay_buf.get());
         if (relay_ec) {
           // Either side broke while the body was in flight: nothing can be retried.
           failure = relay_ec == bhttp::error::body_limit ? 413 : 502;
@@ -517,8 +534,8 @@ struct Gateway::Impl {
         rewriter.emplace();
         rewriter->prefix = route->api.path;
       }
-      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout, &body_bytes,
-                                    rewriter ? &*rewriter : nullptr);
+      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout,
+                                    relay_buf.get(), &body_bytes, rewriter ? &*rewriter : nullptr);
       bytes_out += body_bytes;
       if (watch) {
         --active_streams;
@@ -540,12 +557,13 @@ struct Gateway::Impl {
   awaitable<boost::system::error_code> relay_body(In& in, beast::flat_buffer& inbuf, bhttp::parser<isRequest, bhttp::buffer_body>& p,
                                                   Out& out, bhttp::serializer<isRequest, bhttp::buffer_body>& sr,
                                                   std::chrono::milliseconds read_timeout, std::chrono::milliseconds write_timeout,
-                                                  std::uint64_t* copied = nullptr, EndpointRewriter* rewriter = nullptr) {
-    char buf[16 * 1024];
+                                                  char* buf, std::uint64_t* copied = nullptr,
+                                                  EndpointRewriter* rewriter = nullptr) {
+    constexpr std::size_t buf_size = kRelayBuffer;
     while (true) {
       if (!p.is_done()) {
         p.get().body().data = buf;
-        p.get().body().size = sizeof buf;
+        p.get().body().size = buf_size;
         if (read_timeout.count() > 0) {
           beast::get_lowest_layer(in).expires_after(read_timeout);
         } else {
@@ -554,7 +572,7 @@ struct Gateway::Impl {
         auto [rec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
         (void)rn;
         if (rec && rec != bhttp::error::need_buffer) co_return rec;
-        p.get().body().size = sizeof buf - p.get().body().size;
+        p.get().body().size = buf_size - p.get().body().size;
         p.get().body().data = buf;
         p.get().body().more = !p.is_done();
         if (rewriter && !rewriter->done) {

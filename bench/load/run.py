@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Side-by-side load test: the same nginx origin reached directly, through nginx as a reverse
+proxy, and through `mcpgate gateway` (no policies yet), each run interleaved with the others.
+
+Placement (2 cores): the origin and wrk share core 0, the proxy under test runs alone on core 1.
+Reports medians of req/s, p50/p99 latency, and the proxy's CPU time per request (from /proc),
+which is steadier than req/s on a noisy machine. Bounded in time; stops what it started.
+
+  /usr/bin/python3 bench/load/run.py [--mcpgate build/release/src/app/mcpgate] [--rounds 3] [--seconds 8]
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BODY = ('{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello from the origin, '
+        'a reply of about two hundred bytes like a small MCP tool result"}],"isError":false}}')
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_conf(directory, name, port, body=None, upstream_port=None):
+    root = os.path.join(directory, name)
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    if body is not None:
+        location = f"default_type application/json; return 200 '{body}';"
+        upstream = ""
+    else:
+        location = ("proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\";")
+        upstream = f"upstream origin {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+    conf = f"""
+worker_processes 1;
+daemon off;
+master_process off;
+pid {root}/nginx.pid;
+error_log {root}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  {upstream}
+  server {{
+    listen 127.0.0.1:{port} reuseport backlog=4096;
+    location / {{ {location} }}
+  }}
+}}
+"""
+    path = os.path.join(root, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path, root
+
+
+def wrk(url, seconds, connections):
+    out = subprocess.run(["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+
+    def ms(label):
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "requests": total, "p50": ms("50"), "p99": ms("99"),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--mcpgate", default=os.path.join(here, "..", "..", "build", "release", "src", "app", "mcpgate"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--connections", type=int, default=50)
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "taskset"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"{tool} is missing: run scripts/setup.sh")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="mcpgate-bench-") as d:
+        try:
+            origin_port, nginx_port, gw_port = free_port(), free_port(), free_port()
+            conf, root = nginx_conf(d, "origin", origin_port, body=BODY)
+            procs.append(subprocess.Popen(["taskset", "-c", "0", nginx, "-p", root, "-c", conf],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            conf, root = nginx_conf(d, "proxy", nginx_port, upstream_port=origin_port)
+            nginx_proxy = subprocess.Popen(["taskset", "-c", "1", nginx, "-p", root, "-c", conf],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(nginx_proxy)
+            gw_conf = os.path.join(d, "mcpgate.yaml")
+            with open(gw_conf, "w") as f:
+                f.write(f"""listeners: [{{address: 127.0.0.1, port: {gw_port}}}]
+backends: {{origin: {{url: "http://127.0.0.1:{origin_port}"}}}}
+apis: [{{name: bench, path: /, backend: origin}}]
+workers: 1
+access_log: "off"
+""")
+            gateway = subprocess.Popen(["taskset", "-c", "1", args.mcpgate, "gateway", "-c", gw_conf],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(gateway)
+            for port in (origin_port, nginx_port, gw_port):
+                wait_port(port)
+            setups = [("direct", origin_port, None), ("nginx proxy", nginx_port, nginx_proxy.pid),
+                      ("mcpgate (no policy)", gw_port, gateway.pid)]
+            results = {name: [] for name, _, _ in setups}
+            print(f"placement: origin nginx + wrk on core 0; proxy alone on core 1; {args.connections} connections, "
+                  f"{args.seconds}s x {args.rounds} rounds, interleaved")
+            for r in range(args.rounds):
+                for name, port, pid in setups:
+                    before = cpu_seconds(pid) if pid else 0
+                    res = wrk(f"http://127.0.0.1:{port}/mcp", args.seconds, args.connections)
+                    if pid:
+                        res["cpu_us"] = (cpu_seconds(pid) - before) / max(1, res["requests"]) * 1e6
+                    results[name].append(res)
+                    print(f"  round {r + 1} {name:22s} {res['rps']:9.0f} req/s  p50 {res['p50']:.2f} ms  p99 {res['p99']:.2f} ms"
+                          + (f"  proxy CPU {res['cpu_us']:.1f} us/req" if pid else "")
+                          + (f"  NON-2XX {res['non2xx']}" if res["non2xx"] else ""), flush=True)
+            print()
+            print(f"{'setup':22s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'proxy CPU/req':>14s}   (medians)")
+            med = {}
+            for name, _, pid in setups:
+                rows = results[name]
+                med[name] = {k: statistics.median(x[k] for x in rows) for k in ("rps", "p50", "p99")}
+                cpu = statistics.median(x["cpu_us"] for x in rows) if pid else None
+                med[name]["cpu_us"] = cpu
+                print(f"{name:22s} {med[name]['rps']:9.0f} {med[name]['p50']:8.2f} {med[name]['p99']:8.2f} "
+                      f"{(f'{cpu:.1f} us' if cpu else '-'):>14s}")
+            a, b = med["mcpgate (no policy)"], med["nginx proxy"]
+            print(f"\nmcpgate / nginx: {a['rps'] / b['rps']:.2f}x req/s, {a['cpu_us'] / b['cpu_us']:.2f}x CPU per request")
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    main()
