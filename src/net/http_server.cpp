@@ -5,7 +5,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +19,7 @@
 #include <thread>
 
 #include "core/json.hpp"
+#include "net/listener.hpp"
 
 namespace mcpgate::net {
 
@@ -143,49 +143,7 @@ struct HttpServer::Impl {
     }
   }
 
-  awaitable<void> session(tcp::socket socket, bool tls) {
-    struct Count {
-      std::atomic<std::size_t>& n;
-      ~Count() { --n; }
-    } count{connections};
-    boost::system::error_code ignored;
-    const auto ep = socket.remote_endpoint(ignored);
-    const std::string remote = ignored ? std::string() : ep.address().to_string();
-    socket.set_option(tcp::no_delay(true), ignored);
-    if (!tls) {
-      beast::tcp_stream stream(std::move(socket));
-      co_await serve(stream, remote, false);
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
-    auto* ctx = static_cast<asio::ssl::context*>(options.tls->native());
-    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *ctx);
-    beast::get_lowest_layer(stream).expires_after(options.read_timeout);
-    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
-    if (ec) co_return;
-    co_await serve(stream, remote, true);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
-    co_await stream.async_shutdown(kTuple);
-  }
-
-  awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls) {
-    for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
-      if (ec) {
-        if (ec == asio::error::operation_aborted || stopped.load()) co_return;
-        continue;  // EMFILE and friends: keep serving the connections we have
-      }
-      if (++connections > options.max_connections) {
-        --connections;
-        boost::system::error_code ignored;
-        socket.close(ignored);
-        continue;
-      }
-      asio::co_spawn(acceptor.get_executor(), session(std::move(socket), tls), asio::detached);
-    }
-  }
-
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unique_ptr<Acceptors> acceptors;
 };
 
 HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
@@ -204,31 +162,30 @@ core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpSer
 
   for (const auto& listen : impl.options.listen) {
     if (listen.tls && !impl.options.tls) return core::fail(std::string("a TLS listener needs a certificate"));
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(listen.host, ec);
-    if (ec) return core::fail("listen address \"" + listen.host + "\" is not an IP address");
-    std::uint16_t port = listen.port;
-    for (std::size_t i = 0; i < threads; ++i) {
-      auto acceptor = std::make_unique<tcp::acceptor>(*impl.contexts[i]);
-      const tcp::endpoint endpoint(address, port);
-      acceptor->open(endpoint.protocol(), ec);
-      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec && threads > 1) {
-        const int one = 1;
-        ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      }
-      if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acceptor->bind(endpoint, ec);
-      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) {
-        return core::fail("cannot listen on " + listen.host + ":" + std::to_string(port) + ": " + ec.message());
-      }
-      port = acceptor->local_endpoint().port();  // the other threads share a port-0 listener's port
-      asio::co_spawn(*impl.contexts[i], impl.accept_loop(*acceptor, listen.tls), asio::detached);
-      impl.acceptors.push_back(std::move(acceptor));
-    }
-    impl.bound.push_back({listen.host, port, listen.tls});
   }
+  std::vector<asio::io_context*> contexts;
+  for (auto& c : impl.contexts) contexts.push_back(c.get());
+  auto acceptors = Acceptors::open(impl.options.listen, contexts, [&impl](tcp::socket socket, bool tls, std::size_t worker) {
+    if (++impl.connections > impl.options.max_connections) {
+      --impl.connections;
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    auto serve = [&impl](auto& stream, const std::string& remote, bool secure) -> awaitable<void> {
+      struct Count {
+        std::atomic<std::size_t>& n;
+        ~Count() { --n; }
+      } count{impl.connections};
+      co_await impl.serve(stream, remote, secure);
+    };
+    asio::co_spawn(*impl.contexts[worker],
+                   run_connection(std::move(socket), tls ? impl.options.tls.get() : nullptr, impl.options.read_timeout, serve),
+                   asio::detached);
+  });
+  if (!acceptors) return core::fail(acceptors.error());
+  impl.acceptors = std::move(acceptors.value());
+  impl.bound = impl.acceptors->bound();
   for (auto& ctx : impl.contexts) {
     impl.threads.emplace_back([c = ctx.get()] { c->run(); });
   }
@@ -241,8 +198,9 @@ void HttpServer::stop() {
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();
   }
-  // Destroy the contexts (and with them the suspended sessions) while Impl is still whole.
-  impl_->acceptors.clear();
+  // Destroy the contexts (and with them the suspended sessions) while Impl is still whole;
+  // Asio objects go before the context they belong to.
+  impl_->acceptors.reset();
   impl_->contexts.clear();
 }
 

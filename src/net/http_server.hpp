@@ -12,21 +12,10 @@
 
 #include "core/result.hpp"
 #include "http/message.hpp"
+#include "net/address.hpp"
 #include "net/tls.hpp"
 
 namespace mcpgate::net {
-
-struct ListenAddress {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 0;  // 0: any free port (see HttpServer::bound)
-  bool tls = true;
-};
-
-struct BoundAddress {
-  std::string host;
-  std::uint16_t port = 0;
-  bool tls = false;
-};
 
 struct HttpServerOptions {
   std::vector<ListenAddress> listen;

@@ -5,7 +5,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -30,6 +29,7 @@
 #include "core/strings.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "net/listener.hpp"
 #include "proxy/local_reply.hpp"
 
 namespace mcpgate::proxy {
@@ -231,7 +231,6 @@ struct Gateway::Impl {
   struct Worker {
     asio::io_context ioc{1};
     std::unique_ptr<ApiStats[]> stats;  // one per route, and one for unmatched requests
-    std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
     std::unordered_map<std::size_t, std::vector<beast::tcp_stream>> idle;  // upstream index -> connections
   };
 
@@ -595,53 +594,14 @@ struct Gateway::Impl {
     }
   }
 
-  awaitable<void> session(tcp::socket socket, Worker& w, bool secure) {
-    struct Count {
-      std::atomic<std::size_t>& n;
-      ~Count() { --n; }
-    } count{connections};
-    boost::system::error_code ignored;
-    const auto ep = socket.remote_endpoint(ignored);
-    const std::string remote = ignored ? std::string() : ep.address().to_string();
-    socket.set_option(tcp::no_delay(true), ignored);
-    if (!secure) {
-      beast::tcp_stream stream(std::move(socket));
-      co_await serve(stream, w, remote, false);
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
-    auto* ctx = static_cast<asio::ssl::context*>(tls->native());
-    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *ctx);
-    beast::get_lowest_layer(stream).expires_after(runtime->limits.header_timeout);
-    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
-    if (ec) co_return;
-    co_await serve(stream, w, remote, true);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
-    co_await stream.async_shutdown(kTuple);
-  }
-
-  awaitable<void> accept_loop(tcp::acceptor& acceptor, Worker& w, bool secure) {
-    for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(kTuple);
-      if (ec) {
-        if (ec == asio::error::operation_aborted || stopping.load()) co_return;
-        continue;
-      }
-      if (++connections > runtime->limits.max_connections_per_worker * workers.size()) {
-        --connections;
-        boost::system::error_code ignored;
-        socket.close(ignored);
-        continue;
-      }
-      asio::co_spawn(w.ioc, session(std::move(socket), w, secure), asio::detached);
-    }
-  }
+  std::unique_ptr<net::Acceptors> acceptors;
 };
 
 Gateway::Gateway() : impl_(std::make_unique<Impl>()) {}
 Gateway::~Gateway() {
   stop(std::chrono::milliseconds(0));
-  impl_->workers.clear();  // suspended sessions are destroyed while Impl is whole
+  impl_->acceptors.reset();  // Asio objects go before their contexts
+  impl_->workers.clear();    // suspended sessions are destroyed while Impl is whole
 }
 const std::vector<net::BoundAddress>& Gateway::bound() const { return impl_->bound; }
 
@@ -671,30 +631,33 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
     impl.workers.push_back(std::make_unique<Impl::Worker>());
     impl.workers.back()->stats.reset(new ApiStats[impl.runtime->routes.size() + 1]);
   }
-  for (const auto& l : config.listeners) {
-    boost::system::error_code ec;
-    const auto address = asio::ip::make_address(l.address, ec);
-    if (ec) return core::fail("listener address \"" + l.address + "\" is not an IP address");
-    std::uint16_t port = l.port;
-    for (auto& w : impl.workers) {
-      auto acceptor = std::make_unique<tcp::acceptor>(w->ioc);
-      const tcp::endpoint endpoint(address, port);
-      acceptor->open(endpoint.protocol(), ec);
-      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) {
-        const int one = 1;  // each worker has its own acceptor; the kernel spreads connections
-        ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      }
-      if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acceptor->bind(endpoint, ec);
-      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) return core::fail("cannot listen on " + l.address + ":" + std::to_string(port) + ": " + ec.message());
-      port = acceptor->local_endpoint().port();
-      asio::co_spawn(w->ioc, impl.accept_loop(*acceptor, *w, l.tls.has_value()), asio::detached);
-      w->acceptors.push_back(std::move(acceptor));
+  std::vector<net::ListenAddress> listen;
+  for (const auto& l : config.listeners) listen.push_back({l.address, l.port, l.tls.has_value()});
+  std::vector<asio::io_context*> contexts;
+  for (auto& w : impl.workers) contexts.push_back(&w->ioc);
+  auto acceptors = net::Acceptors::open(listen, contexts, [&impl](tcp::socket socket, bool secure, std::size_t worker) {
+    if (++impl.connections > impl.runtime->limits.max_connections_per_worker * impl.workers.size()) {
+      --impl.connections;
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      return;
     }
-    impl.bound.push_back({l.address, port, l.tls.has_value()});
-  }
+    Impl::Worker& w = *impl.workers[worker];
+    auto serve = [&impl, &w](auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
+      struct Count {
+        std::atomic<std::size_t>& n;
+        ~Count() { --n; }
+      } count{impl.connections};
+      co_await impl.serve(stream, w, remote, tls);
+    };
+    asio::co_spawn(w.ioc,
+                   net::run_connection(std::move(socket), secure ? impl.tls.get() : nullptr,
+                                       impl.runtime->limits.header_timeout, serve),
+                   asio::detached);
+  });
+  if (!acceptors) return core::fail(acceptors.error());
+  impl.acceptors = std::move(acceptors.value());
+  impl.bound = impl.acceptors->bound();
   for (auto& w : impl.workers) impl.threads.emplace_back([c = &w->ioc] { c->run(); });
   return gw;
 }
@@ -751,11 +714,7 @@ std::string Gateway::metrics_text() const {
 
 void Gateway::stop(std::chrono::milliseconds grace) {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  for (auto& w : impl_->workers) {
-    asio::post(w->ioc, [w = w.get()] {
-      for (auto& a : w->acceptors) a->close();
-    });
-  }
+  if (impl_->acceptors) impl_->acceptors->close();
   const auto deadline = Clock::now() + grace;
   while (impl_->in_flight.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (auto& w : impl_->workers) w->ioc.stop();

@@ -18,6 +18,18 @@ from fake_upstream import FakeUpstream  # noqa: E402
 from gateway import MCPGATE, Gateway  # noqa: E402
 
 
+def eventually(probe, timeout=5.0):
+    """The first truthy value of probe() within timeout seconds (for effects that trail a response)."""
+    deadline = time.time() + timeout
+    while True:
+        value = probe()
+        if value or time.time() > deadline:
+            if not value:
+                raise AssertionError("condition not met within %.1fs" % timeout)
+            return value
+        time.sleep(0.02)
+
+
 def closed_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -128,8 +140,7 @@ workers: 2
             time.sleep(0.02)
         self.assertIn("gone", self.up.disconnects, "the upstream request was not cancelled")
         self.assertLess(self.up.disconnects["gone"] - left, 1.0)
-        time.sleep(0.2)
-        line = [l for l in self.gw.access_log() if l["path"] == "/api/sse"][-1]
+        line = eventually(lambda: next((l for l in self.gw.access_log() if l["path"] == "/api/sse" and l["status"] == 499), None))
         self.assertEqual(line["status"], 499)
 
     def test_upstream_failures_are_apim_errors(self):
@@ -172,10 +183,10 @@ workers: 2
             self.assertTrue(s.recv(1000).startswith(b"HTTP/1.1 400"))
 
     def test_access_log(self):
-        self.get("/api/json?secret=1", headers={"Authorization": "Bearer abc.def.ghi"})
-        time.sleep(0.2)
-        lines = self.gw.access_log()
-        line = [l for l in lines if l["path"] == "/api/json"][-1]
+        r = self.get("/api/json?secret=1", headers={"Authorization": "Bearer abc.def.ghi"})
+        rid = r.headers["X-Request-Id"]
+        # The line is written just after the response, so it may trail the client a little.
+        line = eventually(lambda: next((l for l in self.gw.access_log() if l["request_id"] == rid), None))
         for key in ("time", "request_id", "client", "api", "method", "status", "bytes", "duration_ms", "upstream_ms"):
             self.assertIn(key, line)
         self.assertEqual((line["api"], line["method"], line["status"]), ("api", "GET", 200))
@@ -190,7 +201,9 @@ workers: 2
         self.get("/nothing")
         m = requests.get(self.gw.admin + "/metrics", timeout=10)
         self.assertTrue(m.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
-        text = m.text
+        # Counters are updated just after each response is written: wait for both to show.
+        text = eventually(lambda: (lambda t: t if 'api="(none)",code="4xx"' in t and 'api="api",code="2xx"' in t else None)(
+            requests.get(self.gw.admin + "/metrics", timeout=10).text))
         self.assertRegex(text, r'mcpgate_requests_total\{api="api",code="2xx"\} [1-9]')
         self.assertRegex(text, r'mcpgate_requests_total\{api="\(none\)",code="4xx"\} [1-9]')
         self.assertRegex(text, r'mcpgate_request_duration_seconds_bucket\{api="api",le="\+Inf"\} [1-9]')
