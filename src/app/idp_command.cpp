@@ -116,6 +116,27 @@ struct Common {
 // Opens the store (no TLS material needed for admin commands).
 core::Result<idp::DataDir, std::string> open(const Common& c) { return idp::open_data_dir(c.data, false); }
 
+core::Result<idp::Tenant, std::string> pick_tenant(idp::Store& store, const std::string& name);
+
+// The directory and the tenant an admin command works in.
+struct TenantScope {
+  idp::DataDir dir;
+  idp::Tenant tenant;
+  idp::Store* store = nullptr;
+};
+
+core::Result<std::unique_ptr<TenantScope>, std::string> open_tenant(const Common& c) {
+  auto dir = open(c);
+  if (!dir) return core::fail(dir.error());
+  auto scope = std::make_unique<TenantScope>();
+  scope->dir = std::move(dir.value());
+  scope->store = scope->dir.store.get();
+  auto t = pick_tenant(*scope->store, c.tenant);
+  if (!t) return core::fail(t.error());
+  scope->tenant = std::move(t.value());
+  return scope;
+}
+
 core::Result<idp::Tenant, std::string> pick_tenant(idp::Store& store, const std::string& name) {
   if (!name.empty()) {
     auto t = store.find_tenant(name);
@@ -305,11 +326,9 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
         ->check(CLI::IsMember({1, 2}));
     create->add_flag("--assignment-required", o->assignment_required, "Callers need an app role assignment");
     create->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = dir->store->create_application(t->id, o->name, o->uris,
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = (*scope)->store->create_application((*scope)->tenant.id, o->name, o->uris,
                                               o->version ? std::optional<int>(o->version) : std::nullopt,
                                               o->assignment_required);
       if (!a) return void(exit_code = fail(a.error()));
@@ -318,12 +337,10 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     auto* list = appcmd->add_subcommand("list", "List applications");
     tenant_opt(list);
     list->callback([common, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
       JsonArray arr;
-      for (const auto& a : dir->store->list_applications(t->id)) arr.push_back(app_json(a));
+      for (const auto& a : (*scope)->store->list_applications((*scope)->tenant.id)) arr.push_back(app_json(a));
       print(Json(std::move(arr)));
     });
     auto id = std::make_shared<std::string>();
@@ -331,11 +348,9 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     tenant_opt(show);
     show->add_option("--id", *id, "appId, object id or App ID URI")->required();
     show->callback([common, id, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, *id);
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, *id);
       if (!a) return void(exit_code = fail(a.error()));
       print(app_json(*a));
     });
@@ -343,11 +358,9 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     tenant_opt(del);
     del->add_option("--id", *id, "appId or object id")->required();
     del->callback([common, id, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      if (!dir->store->delete_application(t->id, *id)) return void(exit_code = fail("no application \"" + *id + "\""));
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      if (!(*scope)->store->delete_application((*scope)->tenant.id, *id)) return void(exit_code = fail("no application \"" + *id + "\""));
     });
   }
 
@@ -368,15 +381,13 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     add->add_option("--years", o->years, "Lifetime in years (Entra's default: 180 days)")->capture_default_str();
     add->add_option("--expires-in", o->expires_in, "Lifetime in seconds instead (negative: already expired)");
     add->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, o->app);
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
       const std::int64_t end =
           unix_now() + (o->expires_in ? *o->expires_in : static_cast<std::int64_t>(o->years * 365.25 * 86400));
-      auto s = dir->store->add_secret(*a, o->name, end);
+      auto s = (*scope)->store->add_secret(*a, o->name, end);
       if (!s) return void(exit_code = fail(s.error()));
       print(secret_json(s->first, &s->second));
     });
@@ -384,14 +395,12 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     tenant_opt(list);
     list->add_option("--app", o->app, "appId")->required();
     list->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, o->app);
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
       JsonArray arr;
-      for (const auto& s : dir->store->list_secrets(*a)) arr.push_back(secret_json(s, nullptr));
+      for (const auto& s : (*scope)->store->list_secrets(*a)) arr.push_back(secret_json(s, nullptr));
       print(Json(std::move(arr)));
     });
     auto* remove = secret->add_subcommand("remove", "Remove a secret");
@@ -399,13 +408,11 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     remove->add_option("--app", o->app, "appId")->required();
     remove->add_option("--key-id", o->key_id, "The secret's keyId")->required();
     remove->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, o->app);
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
-      if (!dir->store->remove_secret(*a, o->key_id)) return void(exit_code = fail("no secret " + o->key_id));
+      if (!(*scope)->store->remove_secret(*a, o->key_id)) return void(exit_code = fail("no secret " + o->key_id));
     });
   }
 
@@ -428,13 +435,11 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       if (auto key = crypto::PublicKey::from_certificate_der(parsed->der); !key) {
         return void(exit_code = fail(std::get<1>(*o) + ": " + key.error()));
       }
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, std::get<0>(*o));
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, std::get<0>(*o));
       if (!a) return void(exit_code = fail(a.error()));
-      auto kc = dir->store->add_certificate(*a, parsed->der, std::get<2>(*o));
+      auto kc = (*scope)->store->add_certificate(*a, parsed->der, std::get<2>(*o));
       if (!kc) return void(exit_code = fail(kc.error()));
       print(cert_json(*kc));
     });
@@ -455,13 +460,11 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     add->add_option("--name", o->name, "Display name");
     add->add_option("--description", o->description, "Description");
     add->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto a = pick_app(*dir->store, *t, o->app);
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
-      auto r = dir->store->add_app_role(*a, o->value, o->name, o->description);
+      auto r = (*scope)->store->add_app_role(*a, o->value, o->name, o->description);
       if (!r) return void(exit_code = fail(r.error()));
       print(role_json(*r));
     });
@@ -471,15 +474,13 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     grant->add_option("--resource", o->resource, "appId or App ID URI of the API")->required();
     grant->add_option("--role", o->value, "Role value")->required();
     grant->callback([common, o, &exit_code] {
-      auto dir = open(*common);
-      if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = pick_tenant(*dir->store, common->tenant);
-      if (!t) return void(exit_code = fail(t.error()));
-      auto client = pick_app(*dir->store, *t, o->client, "client application");
+      auto scope = open_tenant(*common);
+      if (!scope) return void(exit_code = fail(scope.error()));
+      auto client = pick_app(*(*scope)->store, (*scope)->tenant, o->client, "client application");
       if (!client) return void(exit_code = fail(client.error()));
-      auto resource = pick_app(*dir->store, *t, o->resource, "resource application");
+      auto resource = pick_app(*(*scope)->store, (*scope)->tenant, o->resource, "resource application");
       if (!resource) return void(exit_code = fail(resource.error()));
-      auto a = dir->store->grant_role(*client, *resource, o->value);
+      auto a = (*scope)->store->grant_role(*client, *resource, o->value);
       if (!a) return void(exit_code = fail(a.error()));
       JsonObject j;
       j.emplace_back("id", str(a->id));
