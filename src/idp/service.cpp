@@ -124,20 +124,28 @@ http::Response IdpService::route(Call& call) {
     }
     return true;
   };
-  const bool get = call.req.method == "GET" || call.req.method == "HEAD";
   if (is({"oauth2", "v2.0", "token"})) return token(call, true);
   if (is({"oauth2", "token"})) return token(call, false);
-  if (get && is({"v2.0", ".well-known", "openid-configuration"})) return discovery(call, true);
-  if (get && is({".well-known", "openid-configuration"})) return discovery(call, false);
-  if (get && is({"discovery", "v2.0", "keys"})) return keys(call, true);
-  if (get && is({"discovery", "keys"})) return keys(call, false);
-  if (get && is({"discovery", "instance"})) return instance_discovery(call);
-  if (!get && !s.empty() && s.size() > 1) {
+  enum class Doc { kNone, kDiscoveryV2, kDiscoveryV1, kKeysV2, kKeysV1, kInstance };
+  Doc doc = Doc::kNone;
+  if (is({"v2.0", ".well-known", "openid-configuration"})) doc = Doc::kDiscoveryV2;
+  else if (is({".well-known", "openid-configuration"})) doc = Doc::kDiscoveryV1;
+  else if (is({"discovery", "v2.0", "keys"})) doc = Doc::kKeysV2;
+  else if (is({"discovery", "keys"})) doc = Doc::kKeysV1;
+  else if (is({"discovery", "instance"})) doc = Doc::kInstance;
+  if (doc == Doc::kNone) return call.error(404, "not_found", 90011, "The requested URL was not found on this server.");
+  if (call.req.method != "GET" && call.req.method != "HEAD") {
     return call.error(405, "invalid_request", 900561,
                       "The endpoint only accepts GET requests. Received a " + core::printable(call.req.method, 16) +
                           " request.");
   }
-  return call.error(404, "not_found", 90011, "The requested URL was not found on this server.");
+  switch (doc) {
+    case Doc::kDiscoveryV2: return discovery(call, true);
+    case Doc::kDiscoveryV1: return discovery(call, false);
+    case Doc::kKeysV2: return keys(call, true);
+    case Doc::kKeysV1: return keys(call, false);
+    default: return instance_discovery(call);
+  }
 }
 
 namespace {

@@ -173,14 +173,11 @@ core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpSer
       return;
     }
     auto serve = [&impl](auto& stream, const std::string& remote, bool secure) -> awaitable<void> {
-      struct Count {
-        std::atomic<std::size_t>& n;
-        ~Count() { --n; }
-      } count{impl.connections};
       co_await impl.serve(stream, remote, secure);
     };
     asio::co_spawn(*impl.contexts[worker],
-                   run_connection(std::move(socket), tls ? impl.options.tls.get() : nullptr, impl.options.read_timeout, serve),
+                   run_connection(std::move(socket), ConnectionGuard(impl.connections),
+                                  tls ? impl.options.tls.get() : nullptr, impl.options.read_timeout, serve),
                    asio::detached);
   });
   if (!acceptors) return core::fail(acceptors.error());

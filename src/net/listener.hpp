@@ -13,10 +13,12 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.hpp"
@@ -52,12 +54,28 @@ class Acceptors {
   OnAccept on_accept_;
 };
 
+// Counts one open connection for as long as it lives (move-only; the count drops when the last
+// owner goes, whether the connection ended in the TLS handshake or after many requests).
+class ConnectionGuard {
+ public:
+  explicit ConnectionGuard(std::atomic<std::size_t>& count) : count_(&count) {}
+  ConnectionGuard(ConnectionGuard&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  ConnectionGuard& operator=(ConnectionGuard&&) = delete;
+  ~ConnectionGuard() {
+    if (count_) --*count_;
+  }
+
+ private:
+  std::atomic<std::size_t>* count_;
+};
+
 // Takes an accepted socket through TLS when `tls` is set (handshake within `handshake_timeout`)
 // and calls `serve(stream, remote_address, secure)` with a beast::tcp_stream or a
 // beast::ssl_stream<beast::tcp_stream>; shuts the connection down after.
 template <class Serve>
-boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket, const TlsServerContext* tls,
-                                            std::chrono::milliseconds handshake_timeout, Serve serve) {
+boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket, [[maybe_unused]] ConnectionGuard guard,
+                                            const TlsServerContext* tls, std::chrono::milliseconds handshake_timeout,
+                                            Serve serve) {
   namespace beast = boost::beast;
   constexpr auto kTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   boost::system::error_code ignored;

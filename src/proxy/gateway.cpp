@@ -644,14 +644,10 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
     }
     Impl::Worker& w = *impl.workers[worker];
     auto serve = [&impl, &w](auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
-      struct Count {
-        std::atomic<std::size_t>& n;
-        ~Count() { --n; }
-      } count{impl.connections};
       co_await impl.serve(stream, w, remote, tls);
     };
     asio::co_spawn(w.ioc,
-                   net::run_connection(std::move(socket), secure ? impl.tls.get() : nullptr,
+                   net::run_connection(std::move(socket), net::ConnectionGuard(impl.connections), secure ? impl.tls.get() : nullptr,
                                        impl.runtime->limits.header_timeout, serve),
                    asio::detached);
   });

@@ -224,6 +224,7 @@ class GatewayTls(unittest.TestCase):
 listeners: [{{address: 127.0.0.1, port: 0, tls: {{cert: "{cert}", key: "{key}"}}}}]
 backends: {{fake: {{url: "{up.url}"}}}}
 apis: [{{path: /api, backend: fake, strip_prefix: true}}]
+admin: {{address: 127.0.0.1, port: 0}}
 """).start()
             try:
                 self.assertTrue(gw.url.startswith("https://"))
@@ -238,6 +239,11 @@ apis: [{{path: /api, backend: fake, strip_prefix: true}}]
                 self.assertEqual(seen["headers"]["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
                 with self.assertRaises(requests.exceptions.SSLError):
                     requests.get(url + "/api/json", timeout=10)  # not trusted by default
+                # Plain HTTP at a TLS listener fails the handshake; the connection is not leaked.
+                with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as raw:
+                    raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    raw.recv(100)
+                eventually(lambda: "mcpgate_active_connections 0\n" in requests.get(gw.admin + "/metrics", timeout=10).text)
             finally:
                 gw.cleanup()
                 up.stop()

@@ -581,6 +581,8 @@ class ServerBounds(unittest.TestCase):
         self.assertEqual(r.json()["error"], "not_found")
         r = requests.delete(f"{self.idp.base}/{TENANT}/discovery/v2.0/keys", timeout=30, verify=self.idp.ca)
         self.assertEqual(r.status_code, 405)
+        r = requests.post(f"{self.idp.base}/nothing/here", timeout=30, verify=self.idp.ca)
+        self.assertEqual(r.status_code, 404)
 
 
 if __name__ == "__main__":
