@@ -42,17 +42,20 @@ struct Fixture {
     req.client_app_ids = {"f2b24498-3c66-46cd-9a61-92acb473b959"};
     req.claims = {{"roles", jwt::ClaimRequirement::Match::kAll, "", {"Sample.Read"}}};
     const std::string claims =
-        R"({"aud":"d03a9bf4-b880-4793-926f-95bb5ce74a77","iss":"https://login.microsoftonline.com/)" + kTid +
+        R"({"aud":"d03a9bf4-b880-4793-926f-95bb5ce74a77","iss":"https://login.microsoftonline.com/)" +
+        kTid +
         R"(/v2.0","iat":1799999700,"nbf":1799999700,"exp":1800003600,"aio":"k2RgYNDW+/ebZWTX3ZwYqGpeNnqdAQA=",)"
         R"("azp":"f2b24498-3c66-46cd-9a61-92acb473b959","azpacr":"1","oid":"99f268b3-61d1-4536-bfd5-85f426e2146f",)"
         R"("rh":"1.AREApJh_vYXSMk-VZ5wPudJ6IvSbOtCAuJNHkm-Vu1znSndAAA.","roles":["Sample.Read","Sample.Write"],)"
-        R"("sub":"99f268b3-61d1-4536-bfd5-85f426e2146f","tid":")" + kTid +
-        R"(","uti":"u1TnRc8ca062Otegxw1eAA","ver":"2.0","xms_ftd":")" + std::string(150, 'x') + "\"}";
-    rs256 = jwt::sign(core::parse_json(R"({"typ":"JWT","kid":"JYhAcTPMZ_LX6DBlOWQ7Hn0NeXE"})").value(),
-                      core::parse_json(claims).value(), jwt::Algorithm::kRS256, rsa)
-                .value();
-    es256 = jwt::sign(core::parse_json(R"({"typ":"JWT","kid":"ec"})").value(), core::parse_json(claims).value(),
-                      jwt::Algorithm::kES256, ec)
+        R"("sub":"99f268b3-61d1-4536-bfd5-85f426e2146f","tid":")" +
+        kTid + R"(","uti":"u1TnRc8ca062Otegxw1eAA","ver":"2.0","xms_ftd":")" +
+        std::string(150, 'x') + "\"}";
+    rs256 =
+        jwt::sign(core::parse_json(R"({"typ":"JWT","kid":"JYhAcTPMZ_LX6DBlOWQ7Hn0NeXE"})").value(),
+                  core::parse_json(claims).value(), jwt::Algorithm::kRS256, rsa)
+            .value();
+    es256 = jwt::sign(core::parse_json(R"({"typ":"JWT","kid":"ec"})").value(),
+                      core::parse_json(claims).value(), jwt::Algorithm::kES256, ec)
                 .value();
   }
 };
@@ -63,7 +66,8 @@ Fixture& fx() {
 }
 
 // The plain OpenSSL way: a fresh digest context, init, verify. What any verifier pays at least.
-void raw_verify(benchmark::State& state, const std::string& token, const crypto::PublicKey& key, bool ecdsa) {
+void raw_verify(benchmark::State& state, const std::string& token, const crypto::PublicKey& key,
+                bool ecdsa) {
   const auto dot = token.rfind('.');
   const std::string input = token.substr(0, dot);
   auto tok = jwt::parse(token).value();
@@ -81,8 +85,9 @@ void raw_verify(benchmark::State& state, const std::string& token, const crypto:
   for (auto _ : state) {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key.pkey());
-    const int ok = EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                                    reinterpret_cast<const unsigned char*>(input.data()), input.size());
+    const int ok =
+        EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         reinterpret_cast<const unsigned char*>(input.data()), input.size());
     EVP_MD_CTX_free(ctx);
     if (ok != 1) state.SkipWithError("verify failed");
   }
@@ -107,8 +112,12 @@ void BM_RawOpenSslVerifyPrefetched_RS256(benchmark::State& state) {
   EVP_MD_free(md);
 }
 
-void BM_RawOpenSslVerify_RS256(benchmark::State& state) { raw_verify(state, fx().rs256, fx().rsa.public_key(), false); }
-void BM_RawOpenSslVerify_ES256(benchmark::State& state) { raw_verify(state, fx().es256, fx().ec.public_key(), true); }
+void BM_RawOpenSslVerify_RS256(benchmark::State& state) {
+  raw_verify(state, fx().rs256, fx().rsa.public_key(), false);
+}
+void BM_RawOpenSslVerify_ES256(benchmark::State& state) {
+  raw_verify(state, fx().es256, fx().ec.public_key(), true);
+}
 
 void BM_Parse(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(jwt::parse(fx().rs256));

@@ -1,6 +1,6 @@
 // app: `mcpgate gateway` — load and check the configuration, run the data plane, drain on SIGTERM.
-#include <CLI/CLI.hpp>
 #include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -31,12 +31,13 @@ int run_gateway(const GatewayCommand& o) {
   auto loaded = config::load(o.config_path);
   for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
   if (!loaded.ok()) {
-    std::cerr << "mcpgate gateway: " << loaded.errors.size() << " error(s) in " << o.config_path << "\n";
+    std::cerr << "mcpgate gateway: " << loaded.errors.size() << " error(s) in " << o.config_path
+              << "\n";
     return 2;
   }
   if (o.check) {
-    std::cout << o.config_path << ": ok (" << loaded.config.apis.size() << " APIs, " << loaded.config.backends.size()
-              << " backends)\n";
+    std::cout << o.config_path << ": ok (" << loaded.config.apis.size() << " APIs, "
+              << loaded.config.backends.size() << " backends)\n";
     return 0;
   }
   std::mutex log_mu;
@@ -67,7 +68,8 @@ int run_gateway(const GatewayCommand& o) {
   std::unique_ptr<net::HttpServer> admin;
   if (loaded.config.admin) {
     net::HttpServerOptions admin_options;
-    admin_options.listen.push_back({loaded.config.admin->address, loaded.config.admin->port, false});
+    admin_options.listen.push_back(
+        {loaded.config.admin->address, loaded.config.admin->port, false});
     proxy::Gateway* g = gw->get();
     auto started = net::HttpServer::start(std::move(admin_options), [g](http::Request&& req) {
       http::Response res;
@@ -99,7 +101,8 @@ int run_gateway(const GatewayCommand& o) {
   core::JsonArray listeners;
   for (const auto& b : (*gw)->bound()) {
     const std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
-    listeners.emplace_back(std::string(b.tls ? "https://" : "http://") + host + ":" + std::to_string(b.port));
+    listeners.emplace_back(std::string(b.tls ? "https://" : "http://") + host + ":" +
+                           std::to_string(b.port));
   }
   core::JsonObject ready;
   ready.emplace_back("listeners", core::Json(std::move(listeners)));
@@ -129,10 +132,13 @@ int run_gateway(const GatewayCommand& o) {
 
 void add_gateway_commands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<GatewayCommand>();
-  auto* gw = app.add_subcommand("gateway", "Run the gateway (reverse proxy for MCP servers and HTTP APIs)");
+  auto* gw = app.add_subcommand("gateway",
+                                "Run the gateway (reverse proxy for MCP servers and HTTP APIs)");
   gw->add_option("-c,--config", o->config_path, "Configuration file")->capture_default_str();
-  gw->add_flag("--check", o->check, "Load and check the configuration, print every problem, and exit");
-  gw->add_option("--ready-file", o->ready_file, "Write {\"listeners\":[URL...]} here once listening");
+  gw->add_flag("--check", o->check,
+               "Load and check the configuration, print every problem, and exit");
+  gw->add_option("--ready-file", o->ready_file,
+                 "Write {\"listeners\":[URL...]} here once listening");
   gw->callback([o, &exit_code] { exit_code = run_gateway(*o); });
 }
 

@@ -1,6 +1,6 @@
 // app: `mcpgate idp` — the Entra ID emulator's server and its admin CLI (shaped like `az ad app`).
-#include <CLI/CLI.hpp>
 #include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -26,7 +26,9 @@ using core::JsonArray;
 using core::JsonObject;
 
 std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 Json str(std::string s) { return Json(std::move(s)); }
@@ -73,9 +75,9 @@ Json app_json(const idp::Application& a) {
   for (const auto& u : a.identifier_uris) uris.emplace_back(u);
   o.emplace_back("identifierUris", Json(std::move(uris)));
   JsonObject api;
-  api.emplace_back("requestedAccessTokenVersion", a.requested_access_token_version
-                                                      ? Json::number(*a.requested_access_token_version)
-                                                      : Json());
+  api.emplace_back(
+      "requestedAccessTokenVersion",
+      a.requested_access_token_version ? Json::number(*a.requested_access_token_version) : Json());
   o.emplace_back("api", Json(std::move(api)));
   JsonArray roles;
   for (const auto& r : a.app_roles) roles.push_back(role_json(r));
@@ -114,7 +116,9 @@ struct Common {
 };
 
 // Opens the store (no TLS material needed for admin commands).
-core::Result<idp::DataDir, std::string> open(const Common& c) { return idp::open_data_dir(c.data, false); }
+core::Result<idp::DataDir, std::string> open(const Common& c) {
+  return idp::open_data_dir(c.data, false);
+}
 
 core::Result<idp::Tenant, std::string> pick_tenant(idp::Store& store, const std::string& name);
 
@@ -145,11 +149,13 @@ core::Result<idp::Tenant, std::string> pick_tenant(idp::Store& store, const std:
   }
   auto all = store.list_tenants();
   if (all.size() == 1) return all[0];
-  return core::fail(std::string(all.empty() ? "no tenant yet: create one with `mcpgate idp tenant create`"
-                                            : "several tenants: say which with --tenant"));
+  return core::fail(std::string(all.empty()
+                                    ? "no tenant yet: create one with `mcpgate idp tenant create`"
+                                    : "several tenants: say which with --tenant"));
 }
 
-core::Result<idp::Application, std::string> pick_app(idp::Store& store, const idp::Tenant& t, const std::string& id,
+core::Result<idp::Application, std::string> pick_app(idp::Store& store, const idp::Tenant& t,
+                                                     const std::string& id,
                                                      const char* what = "application") {
   auto app = store.find_application(t.id, id);
   if (!app) app = store.find_resource(t.id, id);
@@ -172,7 +178,8 @@ bool parse_address(const std::string& spec, bool tls, net::ListenAddress& out) {
   const auto colon = spec.rfind(':');
   if (colon == std::string::npos) return false;
   std::string host = spec.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   try {
     const int port = std::stoi(spec.substr(colon + 1));
     if (port < 0 || port > 65535) return false;
@@ -201,12 +208,14 @@ int run_serve(const Common& c, const ServeOptions& o) {
   options.max_body_bytes = 64 * 1024;
   for (const auto& spec : o.listen) {
     net::ListenAddress a;
-    if (!parse_address(spec, true, a)) return fail("--listen wants HOST:PORT, not \"" + spec + "\"");
+    if (!parse_address(spec, true, a))
+      return fail("--listen wants HOST:PORT, not \"" + spec + "\"");
     options.listen.push_back(a);
   }
   for (const auto& spec : o.http_listen) {
     net::ListenAddress a;
-    if (!parse_address(spec, false, a)) return fail("--http-listen wants HOST:PORT, not \"" + spec + "\"");
+    if (!parse_address(spec, false, a))
+      return fail("--http-listen wants HOST:PORT, not \"" + spec + "\"");
     options.listen.push_back(a);
   }
   if (options.listen.empty()) return fail("nothing to listen on");
@@ -223,14 +232,16 @@ int run_serve(const Common& c, const ServeOptions& o) {
     std::cerr << line << std::endl;
   };
   idp::IdpService service(*dir->store, issuer, settings);
-  auto server = net::HttpServer::start(std::move(options), [&service](http::Request&& r) { return service.handle(r); });
+  auto server = net::HttpServer::start(std::move(options),
+                                       [&service](http::Request&& r) { return service.handle(r); });
   if (!server) return fail(server.error());
 
   JsonObject ready;
   std::cout << "mcpgate idp: data in " << dir->path << "\n";
   for (const auto& b : (*server)->bound()) {
     const std::string host = b.host.find(':') != std::string::npos ? "[" + b.host + "]" : b.host;
-    const std::string url = std::string(b.tls ? "https://" : "http://") + host + ":" + std::to_string(b.port);
+    const std::string url =
+        std::string(b.tls ? "https://" : "http://") + host + ":" + std::to_string(b.port);
     std::cout << "mcpgate idp: listening on " << url << "\n";
     if (!ready.empty() && ready.back().first == (b.tls ? "https" : "http")) continue;
     ready.emplace_back(b.tls ? "https" : "http", str(url));
@@ -238,8 +249,10 @@ int run_serve(const Common& c, const ServeOptions& o) {
   if (!dir->ca_path.empty()) {
     ready.emplace_back("ca", str(dir->ca_path));
     std::cout << "mcpgate idp: clients must trust the CA in " << dir->ca_path << ":\n"
-              << "  Python requests / MSAL:   export REQUESTS_CA_BUNDLE=" << dir->ca_path << "  (a bundle with it)\n"
-              << "  Node.js (msal-node, @azure/identity): export NODE_EXTRA_CA_CERTS=" << dir->ca_path << "\n"
+              << "  Python requests / MSAL:   export REQUESTS_CA_BUNDLE=" << dir->ca_path
+              << "  (a bundle with it)\n"
+              << "  Node.js (msal-node, @azure/identity): export NODE_EXTRA_CA_CERTS="
+              << dir->ca_path << "\n"
               << "  the system store:         cp " << dir->ca_path
               << " /usr/local/share/ca-certificates/mcpgate-idp.crt && update-ca-certificates\n";
   }
@@ -263,21 +276,30 @@ int run_serve(const Common& c, const ServeOptions& o) {
 void add_idp_commands(CLI::App& app, int& exit_code) {
   auto common = std::make_shared<Common>();
   auto serve = std::make_shared<ServeOptions>();
-  auto* idp = app.add_subcommand("idp", "Entra ID emulator: serve tokens, discovery and keys; manage its directory");
-  idp->add_option("--data", common->data, "Data directory (database, CA, keys)")->capture_default_str()->envname("MCPGATE_IDP_DATA");
-  idp->add_option("--listen", serve->listen, "HTTPS address HOST:PORT (repeatable; port 0 picks one)")->capture_default_str();
+  auto* idp = app.add_subcommand(
+      "idp", "Entra ID emulator: serve tokens, discovery and keys; manage its directory");
+  idp->add_option("--data", common->data, "Data directory (database, CA, keys)")
+      ->capture_default_str()
+      ->envname("MCPGATE_IDP_DATA");
+  idp->add_option("--listen", serve->listen,
+                  "HTTPS address HOST:PORT (repeatable; port 0 picks one)")
+      ->capture_default_str();
   idp->add_option("--http-listen", serve->http_listen, "Also serve plain HTTP on HOST:PORT");
-  idp->add_option("--name", serve->names, "Extra DNS name or IP for the server certificate (repeatable)");
+  idp->add_option("--name", serve->names,
+                  "Extra DNS name or IP for the server certificate (repeatable)");
   idp->add_option("--token-lifetime", serve->token_lifetime,
-                  "Seconds from issue to exp (Entra: 3600); negative makes expired tokens")->capture_default_str();
-  idp->add_option("--ready-file", serve->ready_file, "Write {\"https\":URL,\"ca\":PATH} here once listening");
+                  "Seconds from issue to exp (Entra: 3600); negative makes expired tokens")
+      ->capture_default_str();
+  idp->add_option("--ready-file", serve->ready_file,
+                  "Write {\"https\":URL,\"ca\":PATH} here once listening");
   idp->add_option("--threads", serve->threads, "Worker threads")->capture_default_str();
   idp->callback([idp, common, serve, &exit_code] {
     if (idp->get_subcommands().empty()) exit_code = run_serve(*common, *serve);
   });
 
   auto tenant_opt = [common](CLI::App* cmd) {
-    cmd->add_option("--tenant", common->tenant, "Tenant GUID or domain (may be left out when there is one)");
+    cmd->add_option("--tenant", common->tenant,
+                    "Tenant GUID or domain (may be left out when there is one)");
   };
 
   // tenant
@@ -288,12 +310,13 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     auto* create = tenant->add_subcommand("create", "Create a tenant");
     create->add_option("--id", std::get<0>(*o), "Tenant GUID (default: a new one)");
     create->add_option("--name", std::get<1>(*o), "Display name")->default_str("Contoso");
-    create->add_option("--domain", std::get<2>(*o), "Domain name, e.g. contoso.onmicrosoft.com (repeatable)");
+    create->add_option("--domain", std::get<2>(*o),
+                       "Domain name, e.g. contoso.onmicrosoft.com (repeatable)");
     create->callback([common, o, &exit_code] {
       auto dir = open(*common);
       if (!dir) return void(exit_code = fail(dir.error()));
-      auto t = dir->store->create_tenant(std::get<0>(*o), std::get<1>(*o).empty() ? "Contoso" : std::get<1>(*o),
-                                         std::get<2>(*o));
+      auto t = dir->store->create_tenant(
+          std::get<0>(*o), std::get<1>(*o).empty() ? "Contoso" : std::get<1>(*o), std::get<2>(*o));
       if (!t) return void(exit_code = fail(t.error()));
       print(tenant_json(*t));
     });
@@ -318,19 +341,24 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       bool assignment_required = false;
     };
     auto o = std::make_shared<CreateOptions>();
-    auto* create = appcmd->add_subcommand("create", "Register an application (and its service principal)");
+    auto* create =
+        appcmd->add_subcommand("create", "Register an application (and its service principal)");
     tenant_opt(create);
     create->add_option("--name", o->name, "Display name")->required();
-    create->add_option("--identifier-uri", o->uris, "App ID URI, e.g. api://my-mcp-server (repeatable)");
-    create->add_option("--access-token-version", o->version, "requestedAccessTokenVersion: 1 or 2 (default null: v1)")
+    create->add_option("--identifier-uri", o->uris,
+                       "App ID URI, e.g. api://my-mcp-server (repeatable)");
+    create
+        ->add_option("--access-token-version", o->version,
+                     "requestedAccessTokenVersion: 1 or 2 (default null: v1)")
         ->check(CLI::IsMember({1, 2}));
-    create->add_flag("--assignment-required", o->assignment_required, "Callers need an app role assignment");
+    create->add_flag("--assignment-required", o->assignment_required,
+                     "Callers need an app role assignment");
     create->callback([common, o, &exit_code] {
       auto scope = open_tenant(*common);
       if (!scope) return void(exit_code = fail(scope.error()));
-      auto a = (*scope)->store->create_application((*scope)->tenant.id, o->name, o->uris,
-                                              o->version ? std::optional<int>(o->version) : std::nullopt,
-                                              o->assignment_required);
+      auto a = (*scope)->store->create_application(
+          (*scope)->tenant.id, o->name, o->uris,
+          o->version ? std::optional<int>(o->version) : std::nullopt, o->assignment_required);
       if (!a) return void(exit_code = fail(a.error()));
       print(app_json(*a));
     });
@@ -340,7 +368,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       auto scope = open_tenant(*common);
       if (!scope) return void(exit_code = fail(scope.error()));
       JsonArray arr;
-      for (const auto& a : (*scope)->store->list_applications((*scope)->tenant.id)) arr.push_back(app_json(a));
+      for (const auto& a : (*scope)->store->list_applications((*scope)->tenant.id))
+        arr.push_back(app_json(a));
       print(Json(std::move(arr)));
     });
     auto id = std::make_shared<std::string>();
@@ -354,13 +383,15 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       if (!a) return void(exit_code = fail(a.error()));
       print(app_json(*a));
     });
-    auto* del = appcmd->add_subcommand("delete", "Delete an application, its secrets, certificates and roles");
+    auto* del = appcmd->add_subcommand(
+        "delete", "Delete an application, its secrets, certificates and roles");
     tenant_opt(del);
     del->add_option("--id", *id, "appId or object id")->required();
     del->callback([common, id, &exit_code] {
       auto scope = open_tenant(*common);
       if (!scope) return void(exit_code = fail(scope.error()));
-      if (!(*scope)->store->delete_application((*scope)->tenant.id, *id)) return void(exit_code = fail("no application \"" + *id + "\""));
+      if (!(*scope)->store->delete_application((*scope)->tenant.id, *id))
+        return void(exit_code = fail("no application \"" + *id + "\""));
     });
   }
 
@@ -378,15 +409,18 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
     tenant_opt(add);
     add->add_option("--app", o->app, "appId")->required();
     add->add_option("--name", o->name, "Display name")->capture_default_str();
-    add->add_option("--years", o->years, "Lifetime in years (Entra's default: 180 days)")->capture_default_str();
-    add->add_option("--expires-in", o->expires_in, "Lifetime in seconds instead (negative: already expired)");
+    add->add_option("--years", o->years, "Lifetime in years (Entra's default: 180 days)")
+        ->capture_default_str();
+    add->add_option("--expires-in", o->expires_in,
+                    "Lifetime in seconds instead (negative: already expired)");
     add->callback([common, o, &exit_code] {
       auto scope = open_tenant(*common);
       if (!scope) return void(exit_code = fail(scope.error()));
       auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
       const std::int64_t end =
-          unix_now() + (o->expires_in ? *o->expires_in : static_cast<std::int64_t>(o->years * 365.25 * 86400));
+          unix_now() +
+          (o->expires_in ? *o->expires_in : static_cast<std::int64_t>(o->years * 365.25 * 86400));
       auto s = (*scope)->store->add_secret(*a, o->name, end);
       if (!s) return void(exit_code = fail(s.error()));
       print(secret_json(s->first, &s->second));
@@ -400,7 +434,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
       JsonArray arr;
-      for (const auto& s : (*scope)->store->list_secrets(*a)) arr.push_back(secret_json(s, nullptr));
+      for (const auto& s : (*scope)->store->list_secrets(*a))
+        arr.push_back(secret_json(s, nullptr));
       print(Json(std::move(arr)));
     });
     auto* remove = secret->add_subcommand("remove", "Remove a secret");
@@ -412,7 +447,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       if (!scope) return void(exit_code = fail(scope.error()));
       auto a = pick_app(*(*scope)->store, (*scope)->tenant, o->app);
       if (!a) return void(exit_code = fail(a.error()));
-      if (!(*scope)->store->remove_secret(*a, o->key_id)) return void(exit_code = fail("no secret " + o->key_id));
+      if (!(*scope)->store->remove_secret(*a, o->key_id))
+        return void(exit_code = fail("no secret " + o->key_id));
     });
   }
 
@@ -453,7 +489,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       std::string app, value, name, description, client, resource;
     };
     auto o = std::make_shared<Options>();
-    auto* add = role->add_subcommand("add", "Define an app role (allowed member type: Application)");
+    auto* add =
+        role->add_subcommand("add", "Define an app role (allowed member type: Application)");
     tenant_opt(add);
     add->add_option("--app", o->app, "appId of the API")->required();
     add->add_option("--value", o->value, "Role value, e.g. Tools.Call")->required();
@@ -468,7 +505,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       if (!r) return void(exit_code = fail(r.error()));
       print(role_json(*r));
     });
-    auto* grant = role->add_subcommand("grant", "Assign an app role of a resource to a client application");
+    auto* grant =
+        role->add_subcommand("grant", "Assign an app role of a resource to a client application");
     tenant_opt(grant);
     grant->add_option("--client", o->client, "appId of the client")->required();
     grant->add_option("--resource", o->resource, "appId or App ID URI of the API")->required();
@@ -478,7 +516,8 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       if (!scope) return void(exit_code = fail(scope.error()));
       auto client = pick_app(*(*scope)->store, (*scope)->tenant, o->client, "client application");
       if (!client) return void(exit_code = fail(client.error()));
-      auto resource = pick_app(*(*scope)->store, (*scope)->tenant, o->resource, "resource application");
+      auto resource =
+          pick_app(*(*scope)->store, (*scope)->tenant, o->resource, "resource application");
       if (!resource) return void(exit_code = fail(resource.error()));
       auto a = (*scope)->store->grant_role(*client, *resource, o->value);
       if (!a) return void(exit_code = fail(a.error()));
@@ -530,9 +569,11 @@ void add_idp_commands(CLI::App& app, int& exit_code) {
       auto dir = open(*common);
       if (!dir) return void(exit_code = fail(dir.error()));
       for (const auto& k : dir->store->signing_keys()) {
-        if (k.kid == *kid && k.state == "active") return void(exit_code = fail("key " + *kid + " signs: rotate first"));
+        if (k.kid == *kid && k.state == "active")
+          return void(exit_code = fail("key " + *kid + " signs: rotate first"));
       }
-      if (!dir->store->set_signing_key_state(*kid, "retired")) return void(exit_code = fail("no key " + *kid));
+      if (!dir->store->set_signing_key_state(*kid, "retired"))
+        return void(exit_code = fail("no key " + *kid));
       print(list_keys(*dir->store));
     });
   }

@@ -50,7 +50,8 @@ bool load_token(const TokenSource& src, std::string& token, std::string& error) 
     return false;
   }
   token = std::string(core::trim(token));
-  if (core::istarts_with(token, "Bearer ")) token = std::string(core::trim(std::string_view(token).substr(7)));
+  if (core::istarts_with(token, "Bearer "))
+    token = std::string(core::trim(std::string_view(token).substr(7)));
   return true;
 }
 
@@ -59,8 +60,8 @@ std::string utc(double t) { return core::format_utc(t, "%Y-%m-%d %H:%M:%S UTC");
 std::string relative(double t, double now) {
   const double d = t - now;
   const double a = std::fabs(d);
-  std::string amount = a < 120 ? std::to_string(static_cast<long>(a)) + "s"
-                       : a < 7200 ? std::to_string(static_cast<long>(a / 60)) + "m"
+  std::string amount = a < 120      ? std::to_string(static_cast<long>(a)) + "s"
+                       : a < 7200   ? std::to_string(static_cast<long>(a / 60)) + "m"
                        : a < 172800 ? std::to_string(static_cast<long>(a / 3600)) + "h"
                                     : std::to_string(static_cast<long>(a / 86400)) + "d";
   return d >= 0 ? "in " + amount : amount + " ago";
@@ -101,18 +102,21 @@ int run_decode(const DecodeOptions& o) {
     core::JsonObject out;
     out.emplace_back("header", parsed->header);
     out.emplace_back("claims", parsed->claims);
-    out.emplace_back("signature_bytes", core::Json::number(static_cast<double>(parsed->signature.size())));
+    out.emplace_back("signature_bytes",
+                     core::Json::number(static_cast<double>(parsed->signature.size())));
     out.emplace_back("verified", core::Json(false));
     std::cout << core::Json(std::move(out)).pretty() << "\n";
     return 0;
   }
-  std::cout << "Header:\n" << parsed->header.pretty() << "\n\nClaims:\n" << parsed->claims.pretty() << "\n\n";
+  std::cout << "Header:\n"
+            << parsed->header.pretty() << "\n\nClaims:\n"
+            << parsed->claims.pretty() << "\n\n";
   for (const char* name : {"iat", "nbf", "exp"}) {
     const core::Json* v = parsed->claims.find(name);
     if (!v) continue;
     if (v->is_number()) {
-      std::cout << "  " << name << "  " << utc(v->as_number().value) << "  (" << relative(v->as_number().value, now)
-                << ")\n";
+      std::cout << "  " << name << "  " << utc(v->as_number().value) << "  ("
+                << relative(v->as_number().value, now) << ")\n";
     } else {
       std::cout << "  " << name << "  not a number\n";
     }
@@ -150,8 +154,8 @@ struct VerifyOptions {
   bool json = false;
 };
 
-bool parse_claim_rule(const std::string& spec, jwt::ClaimRequirement::Match match, const std::string& separator,
-                      jwt::Requirements& req, std::string& error) {
+bool parse_claim_rule(const std::string& spec, jwt::ClaimRequirement::Match match,
+                      const std::string& separator, jwt::Requirements& req, std::string& error) {
   jwt::ClaimRequirement rc;
   rc.match = match;
   rc.separator = separator;
@@ -171,7 +175,8 @@ bool parse_claim_rule(const std::string& spec, jwt::ClaimRequirement::Match matc
 }
 
 // Fetches a JSON document over HTTP(S); errors say what failed.
-bool fetch_json(const std::string& url, const std::string& ca_file, core::Json& out, std::string& error) {
+bool fetch_json(const std::string& url, const std::string& ca_file, core::Json& out,
+                std::string& error) {
   net::FetchOptions options;
   options.ca_file = ca_file;
   auto r = net::fetch(url, options);
@@ -194,7 +199,8 @@ bool fetch_json(const std::string& url, const std::string& ca_file, core::Json& 
   return true;
 }
 
-bool add_jwks(const std::string& origin, std::string_view doc, jwt::KeySet& keys, std::string& error) {
+bool add_jwks(const std::string& origin, std::string_view doc, jwt::KeySet& keys,
+              std::string& error) {
   std::vector<std::string> warnings;
   auto ks = jwt::KeySet::from_jwks(doc, &warnings);
   if (!ks) {
@@ -222,8 +228,9 @@ int run_verify(const VerifyOptions& o) {
   std::string tenant_id;
   std::string discovered_jwks;
   std::string openid_issuer;
-  const bool no_key_source = o.jwks_files.empty() && o.jwks_urls.empty() && o.openid_config.empty() &&
-                             o.key_files.empty() && o.hmac_secret_files.empty();
+  const bool no_key_source = o.jwks_files.empty() && o.jwks_urls.empty() &&
+                             o.openid_config.empty() && o.key_files.empty() &&
+                             o.hmac_secret_files.empty();
   std::string config_url = o.openid_config;
   if (!o.tenant.empty()) {
     const std::string name = jwt::EntraRule::tenant_name(o.tenant);
@@ -234,7 +241,8 @@ int run_verify(const VerifyOptions& o) {
       std::string authority = rule->authority();
       const std::string url = authority + "/" + name + "/v2.0/.well-known/openid-configuration";
       core::Json config;
-      if (!fetch_json(url, o.ca_file, config, error)) return fail_usage("tenant discovery: " + error);
+      if (!fetch_json(url, o.ca_file, config, error))
+        return fail_usage("tenant discovery: " + error);
       const std::string* issuer = config.find_string("issuer");
       const std::string* jwks_uri = config.find_string("jwks_uri");
       if (!issuer || !jwks_uri) return fail_usage(url + " has no issuer or jwks_uri");
@@ -251,7 +259,8 @@ int run_verify(const VerifyOptions& o) {
   }
   if (!config_url.empty()) {
     core::Json config;
-    if (!fetch_json(config_url, o.ca_file, config, error)) return fail_usage("--openid-config: " + error);
+    if (!fetch_json(config_url, o.ca_file, config, error))
+      return fail_usage("--openid-config: " + error);
     const std::string* jwks_uri = config.find_string("jwks_uri");
     if (!jwks_uri) return fail_usage(config_url + " has no jwks_uri");
     discovered_jwks = *jwks_uri;
@@ -264,7 +273,8 @@ int run_verify(const VerifyOptions& o) {
     options.ca_file = o.ca_file;
     auto r = net::fetch(url, options);
     if (!r) return fail_usage("keys: " + r.error());
-    if (r->status != 200) return fail_usage("keys: " + url + " answered HTTP " + std::to_string(r->status));
+    if (r->status != 200)
+      return fail_usage("keys: " + url + " answered HTTP " + std::to_string(r->status));
     if (!add_jwks(url, r->body, keys, error)) return fail_usage(error);
   }
   for (const auto& path : o.key_files) {
@@ -280,7 +290,9 @@ int run_verify(const VerifyOptions& o) {
     keys.add(jwt::Jwk{crypto::PublicKey::oct(std::string(core::trim(secret)))});
   }
   if (keys.empty() && !o.allow_unsigned) {
-    return fail_usage("no verification keys: give --jwks, --jwks-url, --openid-config, --tenant, --key or --hmac-secret-file");
+    return fail_usage(
+        "no verification keys: give --jwks, --jwks-url, --openid-config, --tenant, --key or "
+        "--hmac-secret-file");
   }
 
   jwt::Requirements req;
@@ -304,7 +316,8 @@ int run_verify(const VerifyOptions& o) {
   req.require_expiration = !o.no_require_exp;
   req.clock_skew_seconds = o.clock_skew;
   // PEM keys and secrets carry no kid, so a token naming one must still reach them.
-  req.try_all_keys_on_kid_miss = o.try_all_keys || !o.key_files.empty() || !o.hmac_secret_files.empty();
+  req.try_all_keys_on_kid_miss =
+      o.try_all_keys || !o.key_files.empty() || !o.hmac_secret_files.empty();
   req.allow_graph_nonce = o.graph;
   if (!o.tenant.empty()) {
     auto rule = jwt::EntraRule::make(o.tenant, o.authority, tenant_id);
@@ -312,12 +325,14 @@ int run_verify(const VerifyOptions& o) {
     req.entra = std::move(rule.value());
   }
   for (const auto& spec : o.require_all) {
-    if (!parse_claim_rule(spec, jwt::ClaimRequirement::Match::kAll, o.claim_separator, req, error)) {
+    if (!parse_claim_rule(spec, jwt::ClaimRequirement::Match::kAll, o.claim_separator, req,
+                          error)) {
       return fail_usage(error);
     }
   }
   for (const auto& spec : o.require_any) {
-    if (!parse_claim_rule(spec, jwt::ClaimRequirement::Match::kAny, o.claim_separator, req, error)) {
+    if (!parse_claim_rule(spec, jwt::ClaimRequirement::Match::kAny, o.claim_separator, req,
+                          error)) {
       return fail_usage(error);
     }
   }
@@ -330,7 +345,8 @@ int run_verify(const VerifyOptions& o) {
     if (result) {
       const auto& v = **result;
       out.emplace_back("alg", core::Json(std::string(jwt::algorithm_name(v.alg))));
-      if (const std::string* kid = v.header.find_string("kid")) out.emplace_back("kid", core::Json(*kid));
+      if (const std::string* kid = v.header.find_string("kid"))
+        out.emplace_back("kid", core::Json(*kid));
       if (v.entra_version) out.emplace_back("entra_version", core::Json::number(v.entra_version));
       if (v.graph_nonce) out.emplace_back("graph_nonce_rule", core::Json(true));
       out.emplace_back("claims", v.claims);
@@ -342,13 +358,17 @@ int run_verify(const VerifyOptions& o) {
   } else if (result) {
     const auto& v = **result;
     std::cout << "valid: " << jwt::algorithm_name(v.alg) << " token";
-    if (const std::string* kid = v.header.find_string("kid")) std::cout << ", key \"" << core::printable(*kid) << "\"";
-    if (const std::string* iss = v.claims.find_string("iss")) std::cout << ", issuer " << core::printable(*iss);
-    if (const std::string* sub = v.claims.find_string("sub")) std::cout << ", subject " << core::printable(*sub);
+    if (const std::string* kid = v.header.find_string("kid"))
+      std::cout << ", key \"" << core::printable(*kid) << "\"";
+    if (const std::string* iss = v.claims.find_string("iss"))
+      std::cout << ", issuer " << core::printable(*iss);
+    if (const std::string* sub = v.claims.find_string("sub"))
+      std::cout << ", subject " << core::printable(*sub);
     if (v.graph_nonce) std::cout << " (Microsoft Graph nonce rule)";
     std::cout << "\n";
   } else {
-    std::cerr << "invalid: " << jwt::reason_name(result.error().reason) << ": " << result.error().message << "\n";
+    std::cerr << "invalid: " << jwt::reason_name(result.error().reason) << ": "
+              << result.error().message << "\n";
   }
   return result ? 0 : 1;
 }
@@ -379,10 +399,12 @@ int run_sign(const SignOptions& o) {
     return true;
   };
   core::Json header, claims;
-  if (!read_json(o.header, "--header", header) || !read_json(o.claims, "--claims", claims)) return fail_usage(error);
+  if (!read_json(o.header, "--header", header) || !read_json(o.claims, "--claims", claims))
+    return fail_usage(error);
   if (!o.kid.empty()) header.as_object().emplace_back("kid", core::Json(o.kid));
   auto alg = jwt::algorithm_from_name(o.alg);
-  if (!alg || *alg == jwt::Algorithm::kNone) return fail_usage("unknown or unsigned algorithm " + o.alg);
+  if (!alg || *alg == jwt::Algorithm::kNone)
+    return fail_usage("unknown or unsigned algorithm " + o.alg);
   core::Result<std::string, std::string> token = std::string();
   if (!o.hmac_secret_file.empty()) {
     std::string secret;
@@ -390,7 +412,8 @@ int run_sign(const SignOptions& o) {
     token = jwt::sign_hmac(std::move(header), claims, *alg, core::trim(secret));
   } else {
     std::string pem;
-    if (o.key_file.empty()) return fail_usage("give --key (a PEM private key) or --hmac-secret-file");
+    if (o.key_file.empty())
+      return fail_usage("give --key (a PEM private key) or --hmac-secret-file");
     if (!read_file(o.key_file, pem, error)) return fail_usage(error);
     auto key = crypto::PrivateKey::from_pem(pem);
     if (!key) return fail_usage(o.key_file + ": " + key.error());
@@ -409,39 +432,56 @@ void add_jwt_commands(CLI::App& app, int& exit_code) {
   jwt->require_subcommand(1);
 
   auto decode = std::make_shared<DecodeOptions>();
-  auto* dec = jwt->add_subcommand("decode", "Show a token's header and claims (never checks the signature)");
+  auto* dec = jwt->add_subcommand("decode",
+                                  "Show a token's header and claims (never checks the signature)");
   dec->add_option("token", decode->source.token, "The token, or - to read it from stdin");
   dec->add_option("--token-file", decode->source.file, "Read the token from this file");
   dec->add_flag("--json", decode->json, "Print JSON");
   dec->callback([decode, &exit_code] { exit_code = run_decode(*decode); });
 
   auto verify = std::make_shared<VerifyOptions>();
-  auto* ver = jwt->add_subcommand("verify", "Validate a token: signature, lifetime, issuer, audience, claims");
+  auto* ver = jwt->add_subcommand(
+      "verify", "Validate a token: signature, lifetime, issuer, audience, claims");
   ver->add_option("token", verify->source.token, "The token, or - to read it from stdin");
   ver->add_option("--token-file", verify->source.file, "Read the token from this file");
-  ver->add_option("--jwks", verify->jwks_files, "JWKS file with the verification keys (repeatable)");
+  ver->add_option("--jwks", verify->jwks_files,
+                  "JWKS file with the verification keys (repeatable)");
   ver->add_option("--jwks-url", verify->jwks_urls, "JWKS URL (repeatable)");
   ver->add_option("--openid-config", verify->openid_config,
-                  "OpenID configuration URL: keys from its jwks_uri; its issuer is required unless --issuer/--tenant");
-  ver->add_option("--ca-file", verify->ca_file, "PEM bundle to trust for HTTPS fetches instead of the system store");
-  ver->add_option("--key", verify->key_files, "PEM public key or certificate (repeatable; tried whatever the kid)");
-  ver->add_option("--hmac-secret-file", verify->hmac_secret_files, "File holding an HS* secret (repeatable)");
+                  "OpenID configuration URL: keys from its jwks_uri; its issuer is required unless "
+                  "--issuer/--tenant");
+  ver->add_option("--ca-file", verify->ca_file,
+                  "PEM bundle to trust for HTTPS fetches instead of the system store");
+  ver->add_option("--key", verify->key_files,
+                  "PEM public key or certificate (repeatable; tried whatever the kid)");
+  ver->add_option("--hmac-secret-file", verify->hmac_secret_files,
+                  "File holding an HS* secret (repeatable)");
   ver->add_option("--issuer", verify->issuers, "Allowed issuer, exact (repeatable)");
   ver->add_option("--audience", verify->audiences, "Allowed audience (repeatable)");
-  ver->add_option("--client-id", verify->client_ids, "Allowed client application id: appid (v1) or azp (v2)");
+  ver->add_option("--client-id", verify->client_ids,
+                  "Allowed client application id: appid (v1) or azp (v2)");
   ver->add_option("--tenant", verify->tenant,
-                  "Entra tenant (GUID, domain, organizations or common): checks iss, tid and ver; without another "
+                  "Entra tenant (GUID, domain, organizations or common): checks iss, tid and ver; "
+                  "without another "
                   "key source the keys come from the tenant's OpenID configuration");
-  ver->add_option("--authority", verify->authority, "Entra authority host for v2 issuers")->capture_default_str();
-  ver->add_option("--alg", verify->algorithms, "Allowed algorithm (repeatable; default every signed one)");
-  ver->add_option("--clock-skew", verify->clock_skew, "Allowed clock skew in seconds")->capture_default_str();
-  ver->add_option("--require-claim", verify->require_all, "NAME or NAME=V1,V2: claim must hold all values");
-  ver->add_option("--require-any-claim", verify->require_any, "NAME=V1,V2: claim must hold one of the values");
-  ver->add_option("--claim-separator", verify->claim_separator, "Split string claims on this (e.g. ' ' for scp)");
+  ver->add_option("--authority", verify->authority, "Entra authority host for v2 issuers")
+      ->capture_default_str();
+  ver->add_option("--alg", verify->algorithms,
+                  "Allowed algorithm (repeatable; default every signed one)");
+  ver->add_option("--clock-skew", verify->clock_skew, "Allowed clock skew in seconds")
+      ->capture_default_str();
+  ver->add_option("--require-claim", verify->require_all,
+                  "NAME or NAME=V1,V2: claim must hold all values");
+  ver->add_option("--require-any-claim", verify->require_any,
+                  "NAME=V1,V2: claim must hold one of the values");
+  ver->add_option("--claim-separator", verify->claim_separator,
+                  "Split string claims on this (e.g. ' ' for scp)");
   ver->add_flag("--no-require-exp", verify->no_require_exp, "Accept tokens without exp");
-  ver->add_flag("--allow-unsigned", verify->allow_unsigned, "Accept alg none (never in production)");
+  ver->add_flag("--allow-unsigned", verify->allow_unsigned,
+                "Accept alg none (never in production)");
   ver->add_flag("--graph-nonce", verify->graph, "Accept Microsoft Graph tokens by the nonce rule");
-  ver->add_flag("--try-all-keys", verify->try_all_keys, "When no key matches the kid, try every key");
+  ver->add_flag("--try-all-keys", verify->try_all_keys,
+                "When no key matches the kid, try every key");
   ver->add_option("--now", verify->now, "Validate as of this Unix time (tests)")->group("");
   ver->add_flag("--json", verify->json, "Print JSON");
   ver->callback([verify, &exit_code] { exit_code = run_verify(*verify); });

@@ -12,15 +12,19 @@ namespace {
 
 class Reader {
  public:
-  Reader(std::string file, std::vector<Diagnostic>& errors) : file_(std::move(file)), errors_(errors) {}
+  Reader(std::string file, std::vector<Diagnostic>& errors)
+      : file_(std::move(file)), errors_(errors) {}
 
   void error(const YAML::Node& at, std::string message) {
     errors_.push_back({file_, at.IsDefined() ? at.Mark().line + 1 : 0, std::move(message)});
   }
-  void error_line(int line, std::string message) { errors_.push_back({file_, line, std::move(message)}); }
+  void error_line(int line, std::string message) {
+    errors_.push_back({file_, line, std::move(message)});
+  }
 
   // Checks that a mapping has only `known` keys.
-  bool mapping(const YAML::Node& node, const std::string& where, std::initializer_list<const char*> known) {
+  bool mapping(const YAML::Node& node, const std::string& where,
+               std::initializer_list<const char*> known) {
     if (!node.IsMap()) {
       error(node, where + " must be a mapping");
       return false;
@@ -51,7 +55,8 @@ class Reader {
     try {
       const long long v = node.as<long long>();
       if (v < static_cast<long long>(min) || v > static_cast<long long>(max)) {
-        error(node, what + " must be between " + std::to_string(min) + " and " + std::to_string(max));
+        error(node,
+              what + " must be between " + std::to_string(min) + " and " + std::to_string(max));
         return std::nullopt;
       }
       return static_cast<T>(v);
@@ -71,7 +76,8 @@ class Reader {
   }
 
   void millis(const YAML::Node& node, const std::string& what, std::chrono::milliseconds& out) {
-    if (auto v = number<long long>(node, what, 1, 24LL * 3600 * 1000)) out = std::chrono::milliseconds(*v);
+    if (auto v = number<long long>(node, what, 1, 24LL * 3600 * 1000))
+      out = std::chrono::milliseconds(*v);
   }
 
   const std::string& file() const { return file_; }
@@ -87,7 +93,8 @@ void read_listener(Reader& r, const YAML::Node& n, const std::string& where, Lis
     if (auto v = r.string(n["address"], where + ".address")) out.address = *v;
   }
   if (n["port"]) {
-    if (auto v = r.number<int>(n["port"], where + ".port", 0, 65535)) out.port = static_cast<std::uint16_t>(*v);
+    if (auto v = r.number<int>(n["port"], where + ".port", 0, 65535))
+      out.port = static_cast<std::uint16_t>(*v);
   } else {
     r.error(n, where + " needs a port (0 picks a free one)");
   }
@@ -97,7 +104,8 @@ void read_listener(Reader& r, const YAML::Node& n, const std::string& where, Lis
       TlsFiles files;
       if (t["cert"]) files.cert_file = r.string(t["cert"], "tls.cert").value_or("");
       if (t["key"]) files.key_file = r.string(t["key"], "tls.key").value_or("");
-      if (files.cert_file.empty() || files.key_file.empty()) r.error(t, where + ".tls needs both cert and key (PEM files)");
+      if (files.cert_file.empty() || files.key_file.empty())
+        r.error(t, where + ".tls needs both cert and key (PEM files)");
       out.tls = files;
     }
   }
@@ -127,7 +135,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
     return result;
   }
   if (!r.mapping(root, "the configuration",
-                 {"listeners", "admin", "named_values", "backends", "apis", "limits", "workers", "access_log"})) {
+                 {"listeners", "admin", "named_values", "backends", "apis", "limits", "workers",
+                  "access_log"})) {
     return result;
   }
 
@@ -142,7 +151,9 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       }
     }
   } else {
-    r.error_line(1, "listeners is missing: add at least one, e.g. listeners: [{address: 127.0.0.1, port: 8080}]");
+    r.error_line(1,
+                 "listeners is missing: add at least one, e.g. listeners: [{address: 127.0.0.1, "
+                 "port: 8080}]");
   }
   if (const auto& a = root["admin"]; a) {
     Listener l;
@@ -158,8 +169,10 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       for (const auto& kv : nv) {
         const std::string name = kv.first.as<std::string>();
         const std::string where = "named value \"" + name + "\"";
-        if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-                                std::string::npos) {
+        if (name.empty() ||
+            name.find_first_not_of(
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                std::string::npos) {
           r.error(kv.first, where + ": names may hold letters, digits, '-', '_' and '.' only");
           continue;
         }
@@ -175,8 +188,10 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
           if (n["env"]) {
             const std::string env = r.string(n["env"], where + ".env").value_or("");
             const char* value = std::getenv(env.c_str());
-            if (!value) r.error(n["env"], where + ": environment variable " + env + " is not set");
-            else v.value = value;
+            if (!value)
+              r.error(n["env"], where + ": environment variable " + env + " is not set");
+            else
+              v.value = value;
           }
           if (n["file"]) {
             const std::string path = r.string(n["file"], where + ".file").value_or("");
@@ -185,7 +200,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
               r.error(n["file"], where + ": cannot read " + path);
             } else {
               v.value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-              while (!v.value.empty() && (v.value.back() == '\n' || v.value.back() == '\r')) v.value.pop_back();
+              while (!v.value.empty() && (v.value.back() == '\n' || v.value.back() == '\r'))
+                v.value.pop_back();
             }
           }
         }
@@ -204,7 +220,9 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         b.name = kv.first.as<std::string>();
         const std::string where = "backend \"" + b.name + "\"";
         const auto& n = kv.second;
-        if (!r.mapping(n, where, {"url", "ca_file", "connect_timeout_ms", "response_timeout_ms", "max_idle_connections"})) {
+        if (!r.mapping(n, where,
+                       {"url", "ca_file", "connect_timeout_ms", "response_timeout_ms",
+                        "max_idle_connections"})) {
           continue;
         }
         if (!n["url"]) {
@@ -216,11 +234,14 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
           b.url = *url;
         }
         if (n["ca_file"]) b.ca_file = r.string(n["ca_file"], where + ".ca_file").value_or("");
-        if (n["connect_timeout_ms"]) r.millis(n["connect_timeout_ms"], where + ".connect_timeout_ms", b.connect_timeout);
-        if (n["response_timeout_ms"]) r.millis(n["response_timeout_ms"], where + ".response_timeout_ms", b.response_timeout);
+        if (n["connect_timeout_ms"])
+          r.millis(n["connect_timeout_ms"], where + ".connect_timeout_ms", b.connect_timeout);
+        if (n["response_timeout_ms"])
+          r.millis(n["response_timeout_ms"], where + ".response_timeout_ms", b.response_timeout);
         if (n["max_idle_connections"]) {
-          b.max_idle_connections =
-              r.number<std::size_t>(n["max_idle_connections"], where + ".max_idle_connections", 0, 100000).value_or(64);
+          b.max_idle_connections = r.number<std::size_t>(n["max_idle_connections"],
+                                                         where + ".max_idle_connections", 0, 100000)
+                                       .value_or(64);
         }
         backend_names.insert(b.name);
         c.backends.push_back(std::move(b));
@@ -236,62 +257,92 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       for (std::size_t i = 0; i < as.size(); ++i) {
         const auto& n = as[i];
         const std::string where = "apis[" + std::to_string(i) + "]";
-        if (!r.mapping(n, where, {"name", "path", "type", "backend", "strip_prefix", "allowed_origins", "policy"})) continue;
+        if (!r.mapping(
+                n, where,
+                {"name", "path", "type", "backend", "strip_prefix", "allowed_origins", "policy"}))
+          continue;
         Api api;
-        api.name = n["name"] ? r.string(n["name"], where + ".name").value_or("") : "api" + std::to_string(i);
+        api.name = n["name"] ? r.string(n["name"], where + ".name").value_or("")
+                             : "api" + std::to_string(i);
         if (!n["path"]) {
           r.error(n, where + " needs a path prefix, e.g. /mcp");
         } else if (auto p = r.string(n["path"], where + ".path")) {
           api.path = *p;
           if (!valid_path_prefix(api.path)) {
-            r.error(n["path"], where + ".path must start with '/', have no '?', '#' or spaces, and not end with '/'");
+            r.error(
+                n["path"],
+                where +
+                    ".path must start with '/', have no '?', '#' or spaces, and not end with '/'");
           } else if (!paths.insert(api.path).second) {
             r.error(n["path"], where + ".path " + api.path + " is used by another API");
           }
         }
         if (n["type"]) {
           api.type = r.string(n["type"], where + ".type").value_or("http");
-          if (api.type != "http" && api.type != "mcp") r.error(n["type"], where + ".type must be http or mcp");
+          if (api.type != "http" && api.type != "mcp")
+            r.error(n["type"], where + ".type must be http or mcp");
         }
         if (!n["backend"]) {
           r.error(n, where + " needs a backend (one of the names under backends)");
         } else if (auto b = r.string(n["backend"], where + ".backend")) {
           api.backend = *b;
-          if (!backend_names.count(api.backend)) r.error(n["backend"], where + ": no backend named \"" + api.backend + "\"");
+          if (!backend_names.count(api.backend))
+            r.error(n["backend"], where + ": no backend named \"" + api.backend + "\"");
         }
-        if (n["strip_prefix"]) api.strip_prefix = r.boolean(n["strip_prefix"], where + ".strip_prefix").value_or(false);
+        if (n["strip_prefix"])
+          api.strip_prefix = r.boolean(n["strip_prefix"], where + ".strip_prefix").value_or(false);
         if (const auto& o = n["allowed_origins"]; o) {
           if (!o.IsSequence()) {
-            r.error(o, where + ".allowed_origins must be a list of origins, e.g. [\"https://app.example\"]");
+            r.error(
+                o,
+                where +
+                    ".allowed_origins must be a list of origins, e.g. [\"https://app.example\"]");
           } else {
             for (const auto& item : o) api.allowed_origins.push_back(item.as<std::string>());
           }
         }
-        if (n["policy"]) r.error(n["policy"], where + ".policy: policy documents arrive with the policy engine and are not supported yet");
+        if (n["policy"])
+          r.error(n["policy"], where +
+                                   ".policy: policy documents arrive with the policy engine and "
+                                   "are not supported yet");
         c.apis.push_back(std::move(api));
       }
     }
   }
 
   if (const auto& l = root["limits"]; l) {
-    if (r.mapping(l, "limits", {"max_header_bytes", "max_body_bytes", "header_timeout_ms", "idle_timeout_ms",
-                                "max_connections_per_worker"})) {
+    if (r.mapping(l, "limits",
+                  {"max_header_bytes", "max_body_bytes", "header_timeout_ms", "idle_timeout_ms",
+                   "max_connections_per_worker"})) {
       if (l["max_header_bytes"]) {
-        c.limits.max_header_bytes = r.number<std::size_t>(l["max_header_bytes"], "limits.max_header_bytes", 1024, 1 << 20).value_or(c.limits.max_header_bytes);
+        c.limits.max_header_bytes =
+            r.number<std::size_t>(l["max_header_bytes"], "limits.max_header_bytes", 1024, 1 << 20)
+                .value_or(c.limits.max_header_bytes);
       }
       if (l["max_body_bytes"]) {
-        c.limits.max_body_bytes = r.number<std::size_t>(l["max_body_bytes"], "limits.max_body_bytes", 0, std::size_t(1) << 34).value_or(c.limits.max_body_bytes);
+        c.limits.max_body_bytes =
+            r.number<std::size_t>(l["max_body_bytes"], "limits.max_body_bytes", 0,
+                                  std::size_t(1) << 34)
+                .value_or(c.limits.max_body_bytes);
       }
-      if (l["header_timeout_ms"]) r.millis(l["header_timeout_ms"], "limits.header_timeout_ms", c.limits.header_timeout);
-      if (l["idle_timeout_ms"]) r.millis(l["idle_timeout_ms"], "limits.idle_timeout_ms", c.limits.idle_timeout);
+      if (l["header_timeout_ms"])
+        r.millis(l["header_timeout_ms"], "limits.header_timeout_ms", c.limits.header_timeout);
+      if (l["idle_timeout_ms"])
+        r.millis(l["idle_timeout_ms"], "limits.idle_timeout_ms", c.limits.idle_timeout);
       if (l["max_connections_per_worker"]) {
-        c.limits.max_connections_per_worker = r.number<std::size_t>(l["max_connections_per_worker"], "limits.max_connections_per_worker", 1, 1000000).value_or(c.limits.max_connections_per_worker);
+        c.limits.max_connections_per_worker =
+            r.number<std::size_t>(l["max_connections_per_worker"],
+                                  "limits.max_connections_per_worker", 1, 1000000)
+                .value_or(c.limits.max_connections_per_worker);
       }
     }
   }
-  if (root["workers"]) c.workers = r.number<std::size_t>(root["workers"], "workers", 0, 256).value_or(0);
-  if (root["access_log"]) c.access_log = r.string(root["access_log"], "access_log").value_or("stdout");
-  if (c.apis.empty() && !root["apis"]) r.error_line(1, "apis is missing: route at least one path prefix to a backend");
+  if (root["workers"])
+    c.workers = r.number<std::size_t>(root["workers"], "workers", 0, 256).value_or(0);
+  if (root["access_log"])
+    c.access_log = r.string(root["access_log"], "access_log").value_or("stdout");
+  if (c.apis.empty() && !root["apis"])
+    r.error_line(1, "apis is missing: route at least one path prefix to a backend");
   return result;
 }
 

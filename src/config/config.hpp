@@ -36,16 +36,16 @@ struct NamedValue {
 
 struct Backend {
   std::string name;
-  std::string url;  // http://host:port[/base] or https://…
+  std::string url;      // http://host:port[/base] or https://…
   std::string ca_file;  // https: trust this bundle instead of the system store
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds response_timeout{60'000};  // until the response head arrives
-  std::size_t max_idle_connections = 64;              // per worker
+  std::size_t max_idle_connections = 64;               // per worker
 };
 
 struct Api {
   std::string name;
-  std::string path;  // prefix, "/" or "/mcp"
+  std::string path;           // prefix, "/" or "/mcp"
   std::string type = "http";  // "http" or "mcp"
   std::string backend;
   bool strip_prefix = false;
@@ -68,7 +68,7 @@ struct Config {
   std::vector<Backend> backends;
   std::vector<Api> apis;
   Limits limits;
-  std::size_t workers = 0;  // 0: one per core
+  std::size_t workers = 0;            // 0: one per core
   std::string access_log = "stdout";  // "stdout", "off", or a file path
 };
 

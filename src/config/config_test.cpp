@@ -25,7 +25,8 @@ apis:
 limits: {max_body_bytes: 1024, header_timeout_ms: 500}
 workers: 2
 access_log: "off"
-)", "gw.yaml");
+)",
+                 "gw.yaml");
   ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
   const Config& c = r.config;
   ASSERT_EQ(c.listeners.size(), 2u);
@@ -56,7 +57,8 @@ named_values:
   twice: {value: a, env: B}
 limits: {max_header_bytes: 10}
 colour: blue
-)", "bad.yaml");
+)",
+                 "bad.yaml");
   ASSERT_FALSE(r.ok());
   std::string all;
   for (const auto& d : r.errors) all += d.to_string() + "\n";
@@ -74,7 +76,8 @@ colour: blue
            "bad.yaml:11: limits.max_header_bytes must be between 1024 and 1048576",
            "bad.yaml:12: unknown key \"colour\" in the configuration",
        }) {
-    EXPECT_NE(all.find(expected), std::string::npos) << "missing: " << expected << "\nall:\n" << all;
+    EXPECT_NE(all.find(expected), std::string::npos) << "missing: " << expected << "\nall:\n"
+                                                     << all;
   }
 }
 

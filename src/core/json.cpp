@@ -303,14 +303,30 @@ class Parser {
       if (pos_ >= s_.size()) return error("unterminated escape");
       const char e = s_[pos_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           unsigned cp = 0;
           if (!read_hex4(cp)) return false;
@@ -345,10 +361,18 @@ void dump_value(const Json& v, std::string& out, int indent, int level) {
     out.append(static_cast<std::size_t>(indent * lvl), ' ');
   };
   switch (v.type()) {
-    case Json::Type::kNull: out += "null"; break;
-    case Json::Type::kBool: out += v.as_bool() ? "true" : "false"; break;
-    case Json::Type::kNumber: out += v.as_number().text; break;
-    case Json::Type::kString: append_json_string(out, v.as_string()); break;
+    case Json::Type::kNull:
+      out += "null";
+      break;
+    case Json::Type::kBool:
+      out += v.as_bool() ? "true" : "false";
+      break;
+    case Json::Type::kNumber:
+      out += v.as_number().text;
+      break;
+    case Json::Type::kString:
+      append_json_string(out, v.as_string());
+      break;
     case Json::Type::kArray: {
       const auto& a = v.as_array();
       out += '[';
@@ -384,7 +408,8 @@ Json Json::number(double value) {
   JsonNumber n;
   n.value = value;
   char buf[32];
-  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 9.007199254740992e15) {
+  if (std::isfinite(value) && value == std::floor(value) &&
+      std::fabs(value) < 9.007199254740992e15) {
     std::snprintf(buf, sizeof buf, "%.0f", value);
   } else if (std::isfinite(value)) {
     std::snprintf(buf, sizeof buf, "%.17g", value);
@@ -426,13 +451,27 @@ void append_json_string(std::string& out, std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

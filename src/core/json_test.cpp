@@ -56,10 +56,31 @@ TEST(Json, EnforcesDepthAndSize) {
 }
 
 TEST(Json, RejectsInvalidDocuments) {
-  for (const char* bad : {"", "{", "{\"a\"}", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "-",
-                          "1e", "+1", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"",
-                          "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "{} x", "[1] [2]",
-                          "\"a\x01\"", "NaN", "Infinity", "'a'"}) {
+  for (const char* bad : {"",
+                          "{",
+                          "{\"a\"}",
+                          "{\"a\":}",
+                          "[1,]",
+                          "{\"a\":1,}",
+                          "01",
+                          "1.",
+                          "-",
+                          "1e",
+                          "+1",
+                          "tru",
+                          "nul",
+                          "\"abc",
+                          "\"\\x\"",
+                          "\"\\u12\"",
+                          "\"\\ud800\"",
+                          "\"\\udc00\"",
+                          "\"\\ud800\\u0041\"",
+                          "{} x",
+                          "[1] [2]",
+                          "\"a\x01\"",
+                          "NaN",
+                          "Infinity",
+                          "'a'"}) {
     EXPECT_FALSE(parse_json(bad).ok()) << bad;
   }
 }

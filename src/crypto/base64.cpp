@@ -12,7 +12,8 @@ constexpr char kStdAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 constexpr std::array<std::uint8_t, 256> make_table(const char* alphabet) {
   std::array<std::uint8_t, 256> t{};
   for (auto& v : t) v = 0xff;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
   return t;
 }
 constexpr auto kUrlTable = make_table(kUrlAlphabet);
@@ -21,7 +22,8 @@ constexpr auto kStdTable = make_table(kStdAlphabet);
 // Decodes unpadded symbols (already stripped of padding/whitespace). Rejects 4n+1 lengths and
 // non-zero leftover bits. Four symbols at a time: invalid symbols map to 0xff, so one OR of the
 // four table entries tells whether any of them was invalid.
-std::optional<std::string> decode_symbols(std::string_view in, const std::array<std::uint8_t, 256>& t) {
+std::optional<std::string> decode_symbols(std::string_view in,
+                                          const std::array<std::uint8_t, 256>& t) {
   const std::size_t rem = in.size() % 4;
   if (rem == 1) return std::nullopt;
   const std::size_t full = in.size() / 4;

@@ -19,7 +19,7 @@ TEST(Base64Url, RoundTripsEveryLength) {
 
 TEST(Base64Url, IsStrict) {
   EXPECT_TRUE(base64url_decode("eyJhbGciOiJSUzI1NiJ9").has_value());
-  EXPECT_FALSE(base64url_decode("eyJhbGciOiJSUzI1NiJ9=").has_value());   // padding
+  EXPECT_FALSE(base64url_decode("eyJhbGciOiJSUzI1NiJ9=").has_value());  // padding
   EXPECT_FALSE(base64url_decode("ab+/").has_value());                   // std alphabet
   EXPECT_FALSE(base64url_decode("ab cd").has_value());                  // whitespace
   EXPECT_FALSE(base64url_decode("abcde").has_value());                  // 4n+1

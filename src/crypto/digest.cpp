@@ -12,10 +12,14 @@ namespace mcpgate::crypto {
 
 std::size_t digest_size(Hash hash) {
   switch (hash) {
-    case Hash::kSha1: return 20;
-    case Hash::kSha256: return 32;
-    case Hash::kSha384: return 48;
-    case Hash::kSha512: return 64;
+    case Hash::kSha1:
+      return 20;
+    case Hash::kSha256:
+      return 32;
+    case Hash::kSha384:
+      return 48;
+    case Hash::kSha512:
+      return 64;
   }
   return 0;
 }
@@ -27,10 +31,14 @@ const EVP_MD* evp_md(Hash hash) {
   static EVP_MD* const kSha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
   static EVP_MD* const kSha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
   switch (hash) {
-    case Hash::kSha1: return kSha1;
-    case Hash::kSha256: return kSha256;
-    case Hash::kSha384: return kSha384;
-    case Hash::kSha512: return kSha512;
+    case Hash::kSha1:
+      return kSha1;
+    case Hash::kSha256:
+      return kSha256;
+    case Hash::kSha384:
+      return kSha384;
+    case Hash::kSha512:
+      return kSha512;
   }
   return nullptr;
 }

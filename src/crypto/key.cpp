@@ -16,10 +16,14 @@ std::shared_ptr<EVP_PKEY> share(EVP_PKEY* p) { return {p, EVP_PKEY_free}; }
 
 const char* group_name(Curve curve) {
   switch (curve) {
-    case Curve::kP256: return "prime256v1";
-    case Curve::kP384: return "secp384r1";
-    case Curve::kP521: return "secp521r1";
-    case Curve::kNone: break;
+    case Curve::kP256:
+      return "prime256v1";
+    case Curve::kP384:
+      return "secp384r1";
+    case Curve::kP521:
+      return "secp521r1";
+    case Curve::kNone:
+      break;
   }
   return nullptr;
 }
@@ -63,20 +67,28 @@ std::string openssl_error() {
 
 std::size_t curve_size(Curve curve) {
   switch (curve) {
-    case Curve::kP256: return 32;
-    case Curve::kP384: return 48;
-    case Curve::kP521: return 66;
-    case Curve::kNone: break;
+    case Curve::kP256:
+      return 32;
+    case Curve::kP384:
+      return 48;
+    case Curve::kP521:
+      return 66;
+    case Curve::kNone:
+      break;
   }
   return 0;
 }
 
 const char* curve_name(Curve curve) {
   switch (curve) {
-    case Curve::kP256: return "P-256";
-    case Curve::kP384: return "P-384";
-    case Curve::kP521: return "P-521";
-    case Curve::kNone: break;
+    case Curve::kP256:
+      return "P-256";
+    case Curve::kP384:
+      return "P-384";
+    case Curve::kP521:
+      return "P-521";
+    case Curve::kNone:
+      break;
   }
   return "none";
 }
@@ -100,7 +112,8 @@ core::Result<PublicKey, std::string> PublicKey::adopt(EVP_PKEY* raw) {
     key.type_ = KeyType::kEc;
     char group[64] = {0};
     std::size_t glen = 0;
-    if (EVP_PKEY_get_utf8_string_param(raw, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) != 1) {
+    if (EVP_PKEY_get_utf8_string_param(raw, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                       &glen) != 1) {
       return fail(std::string("EC key without a named curve"));
     }
     key.curve_ = curve_from_group(group);
@@ -120,8 +133,10 @@ core::Result<PublicKey, std::string> PublicKey::rsa(std::string_view n, std::str
   if (e.size() > 8 || !(static_cast<unsigned char>(e.back()) & 1)) {
     return fail(std::string("RSA public exponent is not a small odd number"));
   }
-  BnPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()), static_cast<int>(n.size()), nullptr));
-  BnPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()), static_cast<int>(e.size()), nullptr));
+  BnPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()), static_cast<int>(n.size()),
+                       nullptr));
+  BnPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()), static_cast<int>(e.size()),
+                       nullptr));
   if (!bn_n || !bn_e || BN_is_one(bn_e.get()) || BN_is_zero(bn_e.get())) {
     return fail(std::string("invalid RSA public exponent"));
   }
@@ -138,11 +153,13 @@ core::Result<PublicKey, std::string> PublicKey::rsa(std::string_view n, std::str
   return adopt(pkey);
 }
 
-core::Result<PublicKey, std::string> PublicKey::ec(Curve curve, std::string_view x, std::string_view y) {
+core::Result<PublicKey, std::string> PublicKey::ec(Curve curve, std::string_view x,
+                                                   std::string_view y) {
   const std::size_t size = curve_size(curve);
   if (size == 0) return fail(std::string("unsupported EC curve"));
   if (x.size() != size || y.size() != size) {
-    return fail("EC coordinates must be " + std::to_string(size) + " bytes for " + curve_name(curve));
+    return fail("EC coordinates must be " + std::to_string(size) + " bytes for " +
+                curve_name(curve));
   }
   std::string point;
   point.reserve(1 + 2 * size);
@@ -211,7 +228,8 @@ std::string ec_point(EVP_PKEY* pkey) {
   unsigned char buf[1 + 2 * 66];
   std::size_t len = 0;
   // Uncompressed form 04 || x || y.
-  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof buf, &len) != 1 ||
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, buf, sizeof buf,
+                                      &len) != 1 ||
       len < 3 || buf[0] != 4) {
     ERR_clear_error();
     return {};

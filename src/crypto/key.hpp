@@ -34,7 +34,8 @@ class PublicKey {
   static core::Result<PublicKey, std::string> rsa(std::string_view n, std::string_view e);
   // x and y are the full-size big-endian coordinates (RFC 7518 §6.2.1.2); the point must be on
   // the curve (invalid-curve attacks).
-  static core::Result<PublicKey, std::string> ec(Curve curve, std::string_view x, std::string_view y);
+  static core::Result<PublicKey, std::string> ec(Curve curve, std::string_view x,
+                                                 std::string_view y);
   static core::Result<PublicKey, std::string> from_certificate_der(std::string_view der);
   // "BEGIN PUBLIC KEY" or "BEGIN CERTIFICATE" PEM.
   static core::Result<PublicKey, std::string> from_pem(std::string_view pem);

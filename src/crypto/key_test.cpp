@@ -22,8 +22,8 @@ TEST(Key, RsaSignVerifyBothPaddings) {
       // The other padding, or another hash, must not accept it.
       const auto other = scheme == Scheme::kRsaPkcs1 ? Scheme::kRsaPss : Scheme::kRsaPkcs1;
       EXPECT_FALSE(verify(key.public_key(), other, hash, "data", *sig));
-      EXPECT_FALSE(verify(key.public_key(), scheme, hash == Hash::kSha256 ? Hash::kSha512 : Hash::kSha256,
-                          "data", *sig));
+      EXPECT_FALSE(verify(key.public_key(), scheme,
+                          hash == Hash::kSha256 ? Hash::kSha512 : Hash::kSha256, "data", *sig));
       EXPECT_FALSE(verify(key.public_key(), Scheme::kEcdsa, hash, "data", *sig));
     }
   }
@@ -50,7 +50,8 @@ TEST(Key, RejectsWeakOrMalformedRsa) {
 }
 
 TEST(Key, EcdsaRawSignatures) {
-  for (auto [curve, hash] : {std::pair{Curve::kP256, Hash::kSha256}, {Curve::kP384, Hash::kSha384},
+  for (auto [curve, hash] : {std::pair{Curve::kP256, Hash::kSha256},
+                             {Curve::kP384, Hash::kSha384},
                              {Curve::kP521, Hash::kSha512}}) {
     auto key = PrivateKey::generate_ec(curve);
     ASSERT_TRUE(key.ok()) << key.error();
@@ -88,7 +89,8 @@ TEST(Key, PemRoundTrip) {
   ASSERT_TRUE(again.ok()) << again.error();
   EXPECT_EQ(again->public_key().fingerprint(), rsa_key().public_key().fingerprint());
   EXPECT_FALSE(PrivateKey::from_pem("garbage").ok());
-  EXPECT_FALSE(PublicKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
+  EXPECT_FALSE(
+      PublicKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
 }
 
 }  // namespace

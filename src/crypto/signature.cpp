@@ -22,9 +22,12 @@ EVP_MD_CTX* thread_md_ctx() {
 bool scheme_fits(const PublicKey& key, Scheme scheme) {
   switch (scheme) {
     case Scheme::kRsaPkcs1:
-    case Scheme::kRsaPss: return key.type() == KeyType::kRsa;
-    case Scheme::kEcdsa: return key.type() == KeyType::kEc;
-    case Scheme::kHmac: return key.type() == KeyType::kOct;
+    case Scheme::kRsaPss:
+      return key.type() == KeyType::kRsa;
+    case Scheme::kEcdsa:
+      return key.type() == KeyType::kEc;
+    case Scheme::kHmac:
+      return key.type() == KeyType::kOct;
   }
   return false;
 }
@@ -39,8 +42,10 @@ bool set_pss(EVP_PKEY_CTX* pctx, Hash hash) {
 std::string raw_to_der(std::string_view raw) {
   const std::size_t half = raw.size() / 2;
   EcdsaSigPtr sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(half), nullptr);
-  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data() + half), static_cast<int>(half), nullptr);
+  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(half),
+                        nullptr);
+  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data() + half),
+                        static_cast<int>(half), nullptr);
   if (!r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
     BN_free(r);
     BN_free(s);
@@ -63,7 +68,8 @@ std::string der_to_raw(std::string_view der, std::size_t coord) {
   ECDSA_SIG_get0(sig.get(), &r, &s);
   std::string out(2 * coord, '\0');
   if (BN_bn2binpad(r, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(coord)) < 0 ||
-      BN_bn2binpad(s, reinterpret_cast<unsigned char*>(out.data() + coord), static_cast<int>(coord)) < 0) {
+      BN_bn2binpad(s, reinterpret_cast<unsigned char*>(out.data() + coord),
+                   static_cast<int>(coord)) < 0) {
     return {};
   }
   return out;
@@ -109,8 +115,8 @@ bool verify(const PublicKey& key, Scheme scheme, Hash hash, std::string_view dat
     return false;
   }
   const int rc = EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()),
-                                  signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
-                                  data.size());
+                                  signature.size(),
+                                  reinterpret_cast<const unsigned char*>(data.data()), data.size());
   if (rc != 1) ERR_clear_error();
   return rc == 1;
 }
@@ -127,7 +133,8 @@ core::Result<std::string, std::string> sign(const PrivateKey& key, Scheme scheme
     return fail("sign init failed: " + openssl_error());
   }
   std::size_t len = 0;
-  if (EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+  if (EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
     return fail("sign failed: " + openssl_error());
   }
   std::string out(len, '\0');

@@ -22,7 +22,8 @@ bool add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
   return ext && X509_add_ext(cert, ext.get(), -1) == 1;
 }
 
-core::Result<Certificate, std::string> build(const PrivateKey& subject_key, const CertificateRequest& req,
+core::Result<Certificate, std::string> build(const PrivateKey& subject_key,
+                                             const CertificateRequest& req,
                                              const PrivateKey& issuer_key, X509* issuer_cert) {
   X509Ptr cert(X509_new());
   unsigned char serial[16];
@@ -35,23 +36,29 @@ core::Result<Certificate, std::string> build(const PrivateKey& subject_key, cons
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(req.valid_days) * 86400);
   X509_set_pubkey(cert.get(), subject_key.pkey());
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(req.common_name.c_str()),
-                             -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(req.common_name.c_str()), -1,
+                             -1, 0);
   X509* issuer = issuer_cert ? issuer_cert : cert.get();
   X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer));
 
-  bool ok = add_ext(cert.get(), issuer, NID_basic_constraints, req.is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") &&
+  bool ok = add_ext(cert.get(), issuer, NID_basic_constraints,
+                    req.is_ca ? "critical,CA:TRUE,pathlen:0" : "critical,CA:FALSE") &&
             add_ext(cert.get(), issuer, NID_key_usage,
-                    req.is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature,keyEncipherment") &&
+                    req.is_ca ? "critical,keyCertSign,cRLSign"
+                              : "critical,digitalSignature,keyEncipherment") &&
             add_ext(cert.get(), issuer, NID_subject_key_identifier, "hash");
-  if (ok && issuer_cert) ok = add_ext(cert.get(), issuer, NID_authority_key_identifier, "keyid:always");
-  if (ok && !req.is_ca) ok = add_ext(cert.get(), issuer, NID_ext_key_usage, "serverAuth,clientAuth");
+  if (ok && issuer_cert)
+    ok = add_ext(cert.get(), issuer, NID_authority_key_identifier, "keyid:always");
+  if (ok && !req.is_ca)
+    ok = add_ext(cert.get(), issuer, NID_ext_key_usage, "serverAuth,clientAuth");
   std::string san;
   for (const auto& d : req.dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + d;
   for (const auto& ip : req.ip_addresses) san += (san.empty() ? "IP:" : ",IP:") + ip;
   if (ok && !san.empty()) ok = add_ext(cert.get(), issuer, NID_subject_alt_name, san);
   if (!ok) return fail("certificate extensions: " + openssl_error());
-  if (X509_sign(cert.get(), issuer_key.pkey(), EVP_sha256()) <= 0) return fail("certificate signing: " + openssl_error());
+  if (X509_sign(cert.get(), issuer_key.pkey(), EVP_sha256()) <= 0)
+    return fail("certificate signing: " + openssl_error());
 
   unsigned char* der = nullptr;
   const int len = i2d_X509(cert.get(), &der);
@@ -73,12 +80,15 @@ std::string Certificate::pem() const {
 std::string Certificate::sha1_thumbprint() const { return sha1(der); }
 std::string Certificate::sha256_thumbprint() const { return sha256(der); }
 
-core::Result<Certificate, std::string> self_signed_certificate(const PrivateKey& key, const CertificateRequest& req) {
+core::Result<Certificate, std::string> self_signed_certificate(const PrivateKey& key,
+                                                               const CertificateRequest& req) {
   return build(key, req, key, nullptr);
 }
 
-core::Result<Certificate, std::string> issue_certificate(const PrivateKey& subject_key, const CertificateRequest& req,
-                                                         const PrivateKey& issuer_key, const Certificate& issuer) {
+core::Result<Certificate, std::string> issue_certificate(const PrivateKey& subject_key,
+                                                         const CertificateRequest& req,
+                                                         const PrivateKey& issuer_key,
+                                                         const Certificate& issuer) {
   const auto* p = reinterpret_cast<const unsigned char*>(issuer.der.data());
   X509Ptr issuer_cert(d2i_X509(nullptr, &p, static_cast<long>(issuer.der.size())));
   if (!issuer_cert) return fail(std::string("issuer certificate is not DER"));

@@ -28,10 +28,13 @@ struct CertificateRequest {
 };
 
 // Self-signed (issuer = subject), signed with SHA-256 by `key`.
-core::Result<Certificate, std::string> self_signed_certificate(const PrivateKey& key, const CertificateRequest& req);
+core::Result<Certificate, std::string> self_signed_certificate(const PrivateKey& key,
+                                                               const CertificateRequest& req);
 // Signed by `issuer_key`, whose certificate is `issuer`.
-core::Result<Certificate, std::string> issue_certificate(const PrivateKey& subject_key, const CertificateRequest& req,
-                                                         const PrivateKey& issuer_key, const Certificate& issuer);
+core::Result<Certificate, std::string> issue_certificate(const PrivateKey& subject_key,
+                                                         const CertificateRequest& req,
+                                                         const PrivateKey& issuer_key,
+                                                         const Certificate& issuer);
 core::Result<Certificate, std::string> certificate_from_pem(std::string_view pem);
 
 }  // namespace mcpgate::crypto

@@ -7,12 +7,15 @@ namespace {
 
 TEST(X509, CaIssuesServerCertificate) {
   auto ca_key = PrivateKey::generate_ec(Curve::kP256).value();
-  auto ca = self_signed_certificate(ca_key, {.common_name = "test CA", .valid_days = 30, .is_ca = true});
+  auto ca =
+      self_signed_certificate(ca_key, {.common_name = "test CA", .valid_days = 30, .is_ca = true});
   ASSERT_TRUE(ca.ok()) << ca.error();
   auto leaf_key = PrivateKey::generate_ec(Curve::kP256).value();
   auto leaf = issue_certificate(leaf_key,
-                                {.common_name = "localhost", .dns_names = {"localhost"},
-                                 .ip_addresses = {"127.0.0.1", "::1"}, .valid_days = 30},
+                                {.common_name = "localhost",
+                                 .dns_names = {"localhost"},
+                                 .ip_addresses = {"127.0.0.1", "::1"},
+                                 .valid_days = 30},
                                 ca_key, *ca);
   ASSERT_TRUE(leaf.ok()) << leaf.error();
   // The public key inside is the subject's.

@@ -13,7 +13,9 @@ namespace mcpgate::http {
 // Header fields in arrival order; names compare case-insensitively (RFC 9110 §5.1).
 class Headers {
  public:
-  void add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
+  void add(std::string name, std::string value) {
+    fields_.emplace_back(std::move(name), std::move(value));
+  }
   void set(std::string_view name, std::string value);
   // The first field with this name, or nullopt.
   std::optional<std::string_view> get(std::string_view name) const;

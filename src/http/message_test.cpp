@@ -6,7 +6,9 @@ namespace mcpgate::http {
 namespace {
 
 TEST(Form, ParsesLikeBrowsersAndMsal) {
-  auto p = parse_form("client_id=abc&scope=api%3A%2F%2Fx%2F.default&client_secret=s3cr3t%2B%2F%3D&a+b=c+d&empty=&flag");
+  auto p = parse_form(
+      "client_id=abc&scope=api%3A%2F%2Fx%2F.default&client_secret=s3cr3t%2B%2F%3D&a+b=c+d&empty=&"
+      "flag");
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(*find_param(*p, "scope"), "api://x/.default");
   EXPECT_EQ(*find_param(*p, "client_secret"), "s3cr3t+/=");

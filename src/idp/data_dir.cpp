@@ -47,7 +47,8 @@ bool make_dirs(const std::string& path) {
 }
 
 bool is_ip(const std::string& s) {
-  return s.find_first_not_of("0123456789.") == std::string::npos || s.find(':') != std::string::npos;
+  return s.find_first_not_of("0123456789.") == std::string::npos ||
+         s.find(':') != std::string::npos;
 }
 
 }  // namespace
@@ -76,7 +77,8 @@ core::Result<DataDir, std::string> open_data_dir(const std::string& path, bool t
   if (!read_file(dir.ca_path, ca_pem) || !read_file(ca_key_path, ca_key_pem)) {
     auto key = crypto::PrivateKey::generate_ec(crypto::Curve::kP256);
     if (!key) return fail(key.error());
-    auto cert = crypto::self_signed_certificate(*key, {.common_name = "mcpgate idp local CA", .valid_days = 3650, .is_ca = true});
+    auto cert = crypto::self_signed_certificate(
+        *key, {.common_name = "mcpgate idp local CA", .valid_days = 3650, .is_ca = true});
     if (!cert) return fail(cert.error());
     ca_pem = cert->pem();
     ca_key_pem = key->to_pem();
@@ -86,7 +88,9 @@ core::Result<DataDir, std::string> open_data_dir(const std::string& path, bool t
   }
   auto ca_key = crypto::PrivateKey::from_pem(ca_key_pem);
   auto ca_cert = crypto::certificate_from_pem(ca_pem);
-  if (!ca_key || !ca_cert) return fail("the CA in " + path + " is unreadable; delete ca.pem and ca-key.pem to make a new one");
+  if (!ca_key || !ca_cert)
+    return fail("the CA in " + path +
+                " is unreadable; delete ca.pem and ca-key.pem to make a new one");
 
   // The server certificate: reissued when the set of names changes.
   std::vector<std::string> names{"localhost", "127.0.0.1", "::1"};
@@ -99,8 +103,8 @@ core::Result<DataDir, std::string> open_data_dir(const std::string& path, bool t
   const std::string server_key_path = path + "/server-key.pem";
   const std::string names_path = path + "/server.names";
   std::string existing_names, leaf_pem, leaf_key_pem;
-  if (!read_file(names_path, existing_names) || existing_names != names_line || !read_file(server_path, leaf_pem) ||
-      !read_file(server_key_path, leaf_key_pem)) {
+  if (!read_file(names_path, existing_names) || existing_names != names_line ||
+      !read_file(server_path, leaf_pem) || !read_file(server_key_path, leaf_key_pem)) {
     auto key = crypto::PrivateKey::generate_ec(crypto::Curve::kP256);
     if (!key) return fail(key.error());
     crypto::CertificateRequest req{.common_name = names[0], .valid_days = 825};
@@ -109,8 +113,8 @@ core::Result<DataDir, std::string> open_data_dir(const std::string& path, bool t
     if (!cert) return fail(cert.error());
     leaf_pem = cert->pem();
     leaf_key_pem = key->to_pem();
-    if (!write_file(server_key_path, leaf_key_pem, 0600) || !write_file(server_path, leaf_pem, 0644) ||
-        !write_file(names_path, names_line, 0644)) {
+    if (!write_file(server_key_path, leaf_key_pem, 0600) ||
+        !write_file(server_path, leaf_pem, 0644) || !write_file(names_path, names_line, 0644)) {
       return fail("cannot write the server certificate into " + path);
     }
   }

@@ -29,12 +29,14 @@ Json str_array(const std::vector<std::string>& values) {
 
 bool is_dns_name(std::string_view s) {
   return !s.empty() && s.size() <= 253 && s.find('.') != std::string_view::npos &&
-         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == std::string_view::npos;
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+             std::string_view::npos;
 }
 
 bool valid_host(std::string_view host) {
   return !host.empty() && host.size() <= 255 &&
-         host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+         host.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
              std::string_view::npos;
 }
 
@@ -60,8 +62,9 @@ struct IdpService::Call {
     const std::string ts = core::format_utc(now, "%Y-%m-%d %H:%M:%SZ");
     JsonObject o;
     o.emplace_back("error", str(std::string(error)));
-    o.emplace_back("error_description", str("AADSTS" + std::to_string(code) + ": " + message + " Trace ID: " + trace_id +
-                                            " Correlation ID: " + correlation_id + " Timestamp: " + ts));
+    o.emplace_back("error_description",
+                   str("AADSTS" + std::to_string(code) + ": " + message + " Trace ID: " + trace_id +
+                       " Correlation ID: " + correlation_id + " Timestamp: " + ts));
     JsonArray codes;
     codes.push_back(Json::number(static_cast<double>(code)));
     o.emplace_back("error_codes", Json(std::move(codes)));
@@ -128,23 +131,34 @@ http::Response IdpService::route(Call& call) {
   if (is({"oauth2", "token"})) return token(call, false);
   enum class Doc { kNone, kDiscoveryV2, kDiscoveryV1, kKeysV2, kKeysV1, kInstance };
   Doc doc = Doc::kNone;
-  if (is({"v2.0", ".well-known", "openid-configuration"})) doc = Doc::kDiscoveryV2;
-  else if (is({".well-known", "openid-configuration"})) doc = Doc::kDiscoveryV1;
-  else if (is({"discovery", "v2.0", "keys"})) doc = Doc::kKeysV2;
-  else if (is({"discovery", "keys"})) doc = Doc::kKeysV1;
-  else if (is({"discovery", "instance"})) doc = Doc::kInstance;
-  if (doc == Doc::kNone) return call.error(404, "not_found", 90011, "The requested URL was not found on this server.");
+  if (is({"v2.0", ".well-known", "openid-configuration"}))
+    doc = Doc::kDiscoveryV2;
+  else if (is({".well-known", "openid-configuration"}))
+    doc = Doc::kDiscoveryV1;
+  else if (is({"discovery", "v2.0", "keys"}))
+    doc = Doc::kKeysV2;
+  else if (is({"discovery", "keys"}))
+    doc = Doc::kKeysV1;
+  else if (is({"discovery", "instance"}))
+    doc = Doc::kInstance;
+  if (doc == Doc::kNone)
+    return call.error(404, "not_found", 90011, "The requested URL was not found on this server.");
   if (call.req.method != "GET" && call.req.method != "HEAD") {
     return call.error(405, "invalid_request", 900561,
-                      "The endpoint only accepts GET requests. Received a " + core::printable(call.req.method, 16) +
-                          " request.");
+                      "The endpoint only accepts GET requests. Received a " +
+                          core::printable(call.req.method, 16) + " request.");
   }
   switch (doc) {
-    case Doc::kDiscoveryV2: return discovery(call, true);
-    case Doc::kDiscoveryV1: return discovery(call, false);
-    case Doc::kKeysV2: return keys(call, true);
-    case Doc::kKeysV1: return keys(call, false);
-    default: return instance_discovery(call);
+    case Doc::kDiscoveryV2:
+      return discovery(call, true);
+    case Doc::kDiscoveryV1:
+      return discovery(call, false);
+    case Doc::kKeysV2:
+      return keys(call, true);
+    case Doc::kKeysV1:
+      return keys(call, false);
+    default:
+      return instance_discovery(call);
   }
 }
 
@@ -161,8 +175,10 @@ TenantAlias alias_of(std::string_view t) {
 
 std::string tenant_not_found(std::string_view t) {
   return "Tenant '" + core::printable(t, 80) +
-         "' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. "
-         "Check with your subscription administrator, this may happen if there are no active subscriptions for the "
+         "' not found. Check to make sure you have the correct tenant ID and are signing into the "
+         "correct cloud. "
+         "Check with your subscription administrator, this may happen if there are no active "
+         "subscriptions for the "
          "tenant.";
 }
 
@@ -182,7 +198,8 @@ http::Response IdpService::discovery(Call& call, bool v2) {
     segment = core::to_lower(t);
     tid = "{tenantid}";
   } else {
-    if (!core::is_guid(t) && !is_dns_name(t)) return call.error(400, "invalid_request", 900023, malformed_tenant(t));
+    if (!core::is_guid(t) && !is_dns_name(t))
+      return call.error(400, "invalid_request", 900023, malformed_tenant(t));
     auto tenant = store_.find_tenant(t);
     if (!tenant) return call.error(400, "invalid_tenant", 90002, tenant_not_found(t));
     segment = tenant->id;
@@ -198,7 +215,8 @@ http::Response IdpService::discovery(Call& call, bool v2) {
     o.emplace_back("response_modes_supported", str_array({"query", "fragment", "form_post"}));
     o.emplace_back("subject_types_supported", str_array({"pairwise"}));
     o.emplace_back("id_token_signing_alg_values_supported", str_array({"RS256"}));
-    o.emplace_back("response_types_supported", str_array({"code", "id_token", "code id_token", "id_token token"}));
+    o.emplace_back("response_types_supported",
+                   str_array({"code", "id_token", "code id_token", "id_token token"}));
     o.emplace_back("scopes_supported", str_array({"openid", "profile", "email", "offline_access"}));
     o.emplace_back("issuer", str(call.authority + "/" + tid + "/v2.0"));
     o.emplace_back("request_uri_parameter_supported", Json(false));
@@ -243,7 +261,8 @@ http::Response IdpService::keys(Call& call, bool v2) {
   if (alias_of(t) != TenantAlias::kNone) {
     if (v2) issuer = call.authority + "/{tenantid}/v2.0";
   } else {
-    if (!core::is_guid(t) && !is_dns_name(t)) return call.error(400, "invalid_request", 900023, malformed_tenant(t));
+    if (!core::is_guid(t) && !is_dns_name(t))
+      return call.error(400, "invalid_request", 900023, malformed_tenant(t));
     auto tenant = store_.find_tenant(t);
     if (!tenant) return call.error(400, "invalid_tenant", 90002, tenant_not_found(t));
     if (v2) issuer = call.authority + "/" + tenant->id + "/v2.0";
@@ -255,7 +274,8 @@ http::Response IdpService::keys(Call& call, bool v2) {
 
 http::Response IdpService::instance_discovery(Call& call) {
   auto params = http::parse_form(call.req.query());
-  const std::string* endpoint = params ? http::find_param(*params, "authorization_endpoint") : nullptr;
+  const std::string* endpoint =
+      params ? http::find_param(*params, "authorization_endpoint") : nullptr;
   const std::string_view request_host = *call.req.headers.get("Host");
   std::string_view rest = endpoint ? std::string_view(*endpoint) : std::string_view();
   bool ok = core::istarts_with(rest, "https://");
@@ -296,7 +316,8 @@ http::Response IdpService::instance_discovery(Call& call) {
   JsonArray metadata;
   metadata.emplace_back(std::move(meta));
   JsonObject o;
-  o.emplace_back("tenant_discovery_endpoint", str(call.authority + "/" + tenant + "/v2.0/.well-known/openid-configuration"));
+  o.emplace_back("tenant_discovery_endpoint",
+                 str(call.authority + "/" + tenant + "/v2.0/.well-known/openid-configuration"));
   o.emplace_back("api-version", str("1.1"));
   o.emplace_back("metadata", Json(std::move(metadata)));
   return http::json_response(200, Json(std::move(o)).dump());
@@ -334,17 +355,20 @@ http::Response IdpService::token(Call& call, bool v2) {
   switch (alias_of(t)) {
     case TenantAlias::kCommon:
     case TenantAlias::kConsumers:
-      return call.error(400, "invalid_request", 9001023,
-                        "The grant type isn't supported over the /common or /consumers endpoints. Please use the "
-                        "/organizations or tenant-specific endpoint.");
+      return call.error(
+          400, "invalid_request", 9001023,
+          "The grant type isn't supported over the /common or /consumers endpoints. Please use the "
+          "/organizations or tenant-specific endpoint.");
     case TenantAlias::kOrganizations:
       return call.error(400, "invalid_request", 50059,
-                        "No tenant-identifying information found in either the request or implied by any provided "
+                        "No tenant-identifying information found in either the request or implied "
+                        "by any provided "
                         "credentials.");
     case TenantAlias::kNone:
       break;
   }
-  if (!core::is_guid(t) && !is_dns_name(t)) return call.error(400, "invalid_request", 900023, malformed_tenant(t));
+  if (!core::is_guid(t) && !is_dns_name(t))
+    return call.error(400, "invalid_request", 900023, malformed_tenant(t));
   auto tenant = store_.find_tenant(t);
   if (!tenant) return call.error(400, "invalid_request", 90002, tenant_not_found(t));
 
@@ -353,20 +377,23 @@ http::Response IdpService::token(Call& call, bool v2) {
   const auto content_type = req.headers.get("Content-Type");
   if (content_type && core::istarts_with(*content_type, "application/x-www-form-urlencoded")) {
     auto parsed = http::parse_form(req.body);
-    if (!parsed) return call.error(400, "invalid_request", 900144, "The request body is not a valid form.");
+    if (!parsed)
+      return call.error(400, "invalid_request", 900144, "The request body is not a valid form.");
     params = std::move(*parsed);
   }
   const auto param = [&](std::string_view name) { return http::find_param(params, name); };
   const auto missing = [&](std::string_view name) {
-    return call.error(400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: '" + std::string(name) + "'.");
+    return call.error(
+        400, "invalid_request", 900144,
+        "The request body must contain the following parameter: '" + std::string(name) + "'.");
   };
 
   const std::string* grant = param("grant_type");
   if (!grant) return missing("grant_type");
   if (*grant != "client_credentials") {
-    return call.error(400, "unsupported_grant_type", 70003,
-                      "The app requested an unsupported grant type '" + core::printable(*grant, 60) + "'.");
+    return call.error(
+        400, "unsupported_grant_type", 70003,
+        "The app requested an unsupported grant type '" + core::printable(*grant, 60) + "'.");
   }
 
   // Client identity: the body, or HTTP Basic (RFC 6749 §2.3.1: form-encoded id and secret).
@@ -375,13 +402,19 @@ http::Response IdpService::token(Call& call, bool v2) {
   if (auto auth = req.headers.get("Authorization"); auth && core::istarts_with(*auth, "Basic ")) {
     auto decoded = crypto::base64_decode(core::trim(auth->substr(6)));
     const auto colon = decoded ? decoded->find(':') : std::string::npos;
-    auto id = colon != std::string::npos ? http::url_decode(std::string_view(*decoded).substr(0, colon), true) : std::nullopt;
-    auto secret = colon != std::string::npos ? http::url_decode(std::string_view(*decoded).substr(colon + 1), true)
-                                             : std::nullopt;
-    if (!id || !secret) return call.error(401, "invalid_client", 50012, "Authentication failed: malformed Basic credentials.");
+    auto id = colon != std::string::npos
+                  ? http::url_decode(std::string_view(*decoded).substr(0, colon), true)
+                  : std::nullopt;
+    auto secret = colon != std::string::npos
+                      ? http::url_decode(std::string_view(*decoded).substr(colon + 1), true)
+                      : std::nullopt;
+    if (!id || !secret)
+      return call.error(401, "invalid_client", 50012,
+                        "Authentication failed: malformed Basic credentials.");
     if (!client_id.empty() && !core::iequals(client_id, *id)) {
       return call.error(401, "invalid_client", 50012,
-                        "Authentication failed: the client_id in the body differs from the one in the Authorization header.");
+                        "Authentication failed: the client_id in the body differs from the one in "
+                        "the Authorization header.");
     }
     client_id = *id;
     basic_secret = std::move(*secret);
@@ -393,8 +426,10 @@ http::Response IdpService::token(Call& call, bool v2) {
     return call.error(400, "unauthorized_client", 700016,
                       "Application with identifier '" + core::printable(client_id, 80) +
                           "' was not found in the directory '" + tenant->display_name +
-                          "'. This can happen if the application has not been installed by the administrator of the "
-                          "tenant or consented to by any user in the tenant. You may have sent your authentication "
+                          "'. This can happen if the application has not been installed by the "
+                          "administrator of the "
+                          "tenant or consented to by any user in the tenant. You may have sent "
+                          "your authentication "
                           "request to the wrong tenant.");
   }
   Client client{*app, ""};
@@ -406,36 +441,46 @@ http::Response IdpService::token(Call& call, bool v2) {
     const std::string* type = param("client_assertion_type");
     if (!type) return missing("client_assertion_type");
     if (*type != kJwtBearer) {
-      return call.error(401, "invalid_client", 50027,
-                        "Invalid JWT token. The client_assertion_type must be " + std::string(kJwtBearer) + ".");
+      return call.error(
+          401, "invalid_client", 50027,
+          "Invalid JWT token. The client_assertion_type must be " + std::string(kJwtBearer) + ".");
     }
     jwt::ParseLimits limits;
     limits.max_token_bytes = 16 * 1024;
     auto parsed = jwt::parse(*assertion, limits);
-    if (!parsed) return call.error(401, "invalid_client", 50027, "Invalid JWT token. " + parsed.error().message);
+    if (!parsed)
+      return call.error(401, "invalid_client", 50027,
+                        "Invalid JWT token. " + parsed.error().message);
     const std::string* x5t = parsed->header.find_string("x5t");
     const std::string* x5t256 = parsed->header.find_string("x5t#S256");
     if (!x5t && !x5t256) {
-      return call.error(401, "invalid_client", 50027, "Invalid JWT token. No certificate thumbprint specified in token header.");
+      return call.error(401, "invalid_client", 50027,
+                        "Invalid JWT token. No certificate thumbprint specified in token header.");
     }
     // MSAL Python sends x5t with '=' padding; accept it (entra-id.md §1.3).
-    std::optional<std::string> thumb =
-        x5t256 ? crypto::base64url_decode(strip_padding(*x5t256)) : crypto::base64url_decode(strip_padding(*x5t));
+    std::optional<std::string> thumb = x5t256 ? crypto::base64url_decode(strip_padding(*x5t256))
+                                              : crypto::base64url_decode(strip_padding(*x5t));
     const KeyCredential* match = nullptr;
     const auto certs = store_.list_certificates(*app);
     for (const auto& c : certs) {
       if (thumb && (x5t256 ? c.sha256 == *thumb : c.sha1 == *thumb)) match = &c;
     }
     if (!match) {
-      return call.error(401, "invalid_client", 700027,
-                        "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint "
-                        "of key used by client: '" +
-                            (thumb ? crypto::hex(*thumb, true) : std::string("(unreadable)")) +
-                            "', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see "
-                            "configured keys for app Id '" + app->app_id + "'.]");
+      return call.error(
+          401, "invalid_client", 700027,
+          "Client assertion contains an invalid signature. [Reason - The key was not found., "
+          "Thumbprint "
+          "of key used by client: '" +
+              (thumb ? crypto::hex(*thumb, true) : std::string("(unreadable)")) +
+              "', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see "
+              "configured keys for app Id '" +
+              app->app_id + "'.]");
     }
     auto key = crypto::PublicKey::from_certificate_der(match->certificate_der);
-    if (!key) return call.error(401, "invalid_client", 700027, "Client assertion contains an invalid signature. [Reason - " + key.error() + "]");
+    if (!key)
+      return call.error(
+          401, "invalid_client", 700027,
+          "Client assertion contains an invalid signature. [Reason - " + key.error() + "]");
     jwt::KeySet ks;
     ks.add(jwt::Jwk{std::move(key.value())});
     jwt::Requirements areq;
@@ -445,11 +490,13 @@ http::Response IdpService::token(Call& call, bool v2) {
     auto verified = jwt::validate(*parsed, ks, areq, call.now);
     if (!verified) {
       const auto reason = verified.error().reason;
-      if (reason == jwt::Reason::kTokenExpired || verified.error().message.find("not valid before") != std::string::npos) {
+      if (reason == jwt::Reason::kTokenExpired ||
+          verified.error().message.find("not valid before") != std::string::npos) {
         const core::Json* nbf = parsed->claims.find("nbf");
         const core::Json* exp = parsed->claims.find("exp");
         const auto when = [&](const core::Json* v) {
-          return v && v->is_number() ? core::format_utc(v->as_number().value, "%m/%d/%Y %H:%M:%S") : std::string("01/01/1970 00:00:00");
+          return v && v->is_number() ? core::format_utc(v->as_number().value, "%m/%d/%Y %H:%M:%S")
+                                     : std::string("01/01/1970 00:00:00");
         };
         return call.error(401, "invalid_client", 700024,
                           "Client assertion is not within its valid time range. Current time: " +
@@ -457,19 +504,24 @@ http::Response IdpService::token(Call& call, bool v2) {
                               ", expiry time of assertion " + when(exp) + ".");
       }
       if (reason == jwt::Reason::kTokenSignatureInvalid) {
-        return call.error(401, "invalid_client", 700027,
-                          "Client assertion contains an invalid signature. [Reason - The provided signature value did "
-                          "not match the expected signature value., Thumbprint of key used by client: '" +
-                              crypto::hex(match->sha1, true) + "']");
+        return call.error(
+            401, "invalid_client", 700027,
+            "Client assertion contains an invalid signature. [Reason - The provided signature "
+            "value did "
+            "not match the expected signature value., Thumbprint of key used by client: '" +
+                crypto::hex(match->sha1, true) + "']");
       }
-      return call.error(401, "invalid_client", 50027, "Invalid JWT token. " + verified.error().message);
+      return call.error(401, "invalid_client", 50027,
+                        "Invalid JWT token. " + verified.error().message);
     }
     const std::string* iss = parsed->claims.find_string("iss");
     const std::string* sub = parsed->claims.find_string("sub");
     if (!iss || !sub || !core::iequals(*iss, app->app_id) || !core::iequals(*sub, app->app_id)) {
-      return call.error(401, "invalid_client", 700021,
-                        "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
-                        "documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .");
+      return call.error(
+          401, "invalid_client", 700021,
+          "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
+          "documentation at "
+          "https://learn.microsoft.com/entra/identity-platform/certificate-credentials .");
     }
     // aud: this host's token endpoint for this tenant (GUID or any of its domains, any case).
     const core::Json* aud = parsed->claims.find("aud");
@@ -485,8 +537,8 @@ http::Response IdpService::token(Call& call, bool v2) {
     }
     if (!aud_ok) {
       return call.error(401, "invalid_client", 50012,
-                        "Client assertion audience claim does not match Realm issuer. Expected " + call.authority + "/" +
-                            tenant->id + "/oauth2/v2.0/token.");
+                        "Client assertion audience claim does not match Realm issuer. Expected " +
+                            call.authority + "/" + tenant->id + "/oauth2/v2.0/token.");
     }
     client.acr = "2";
   } else if (secret) {
@@ -494,20 +546,25 @@ http::Response IdpService::token(Call& call, bool v2) {
       case SecretCheck::kValid:
         break;
       case SecretCheck::kExpired:
-        return call.error(401, "invalid_client", 7000222,
-                          "The provided client secret keys for app '" + app->app_id +
-                              "' are expired. Visit the Azure portal to create new keys for your app: "
-                              "https://aka.ms/NewClientSecret, or consider using certificate credentials for added "
-                              "security: https://aka.ms/certCreds.");
+        return call.error(
+            401, "invalid_client", 7000222,
+            "The provided client secret keys for app '" + app->app_id +
+                "' are expired. Visit the Azure portal to create new keys for your app: "
+                "https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+                "added "
+                "security: https://aka.ms/certCreds.");
       case SecretCheck::kWrong:
         return call.error(401, "invalid_client", 7000215,
-                          "Invalid client secret provided. Ensure the secret being sent in the request is the client "
-                          "secret value, not the client secret ID, for a secret added to app '" + app->app_id + "'.");
+                          "Invalid client secret provided. Ensure the secret being sent in the "
+                          "request is the client "
+                          "secret value, not the client secret ID, for a secret added to app '" +
+                              app->app_id + "'.");
     }
     client.acr = "1";
   } else {
     return call.error(401, "invalid_client", 7000218,
-                      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+                      "The request body must contain the following parameter: 'client_assertion' "
+                      "or 'client_secret'.");
   }
 
   // Which resource.
@@ -516,16 +573,19 @@ http::Response IdpService::token(Call& call, bool v2) {
     const std::string* scope = param("scope");
     const std::string* res_param = param("resource");
     if (!scope && res_param) {
-      return call.error(400, "invalid_request", 901002, "The 'resource' request parameter isn't supported.");
+      return call.error(400, "invalid_request", 901002,
+                        "The 'resource' request parameter isn't supported.");
     }
     if (!scope) {
-      return call.error(400, "invalid_request", 90014,
-                        "The required field 'scope' is missing from the credential. Ensure that you have all the "
-                        "necessary parameters for the login request.");
+      return call.error(
+          400, "invalid_request", 90014,
+          "The required field 'scope' is missing from the credential. Ensure that you have all the "
+          "necessary parameters for the login request.");
     }
     if (res_param) {
       return call.error(400, "invalid_target", 9010010,
-                        "The resource parameter provided in the request doesn't match with the requested scopes.");
+                        "The resource parameter provided in the request doesn't match with the "
+                        "requested scopes.");
     }
     std::string identifier;
     for (auto part : core::split(*scope, " ")) {
@@ -534,19 +594,23 @@ http::Response IdpService::token(Call& call, bool v2) {
       if (part.size() <= kDefault.size() || !part.ends_with(kDefault)) {
         return call.error(400, "invalid_scope", 1002012,
                           "The provided value for scope " + core::printable(part, 120) +
-                              " is not valid. Client credential flows must have a scope value with /.default suffixed "
+                              " is not valid. Client credential flows must have a scope value with "
+                              "/.default suffixed "
                               "to the resource identifier (application ID URI).");
       }
       std::string id(part.substr(0, part.size() - kDefault.size()));
       if (!identifier.empty() && identifier != id) {
         return call.error(400, "invalid_scope", 700022,
-                          "The provided value for the input parameter scope isn't valid because it contains more than "
-                          "one resource. Scope " + core::printable(*scope, 200) + " isn't valid.");
+                          "The provided value for the input parameter scope isn't valid because it "
+                          "contains more than "
+                          "one resource. Scope " +
+                              core::printable(*scope, 200) + " isn't valid.");
       }
       identifier = std::move(id);
     }
     if (identifier.empty()) {
-      return call.error(400, "invalid_scope", 1002012, "The provided value for scope is not valid.");
+      return call.error(400, "invalid_scope", 1002012,
+                        "The provided value for scope is not valid.");
     }
     resource.requested = identifier;
   } else {
@@ -556,7 +620,8 @@ http::Response IdpService::token(Call& call, bool v2) {
   }
   call.log_detail += " resource=" + core::printable(resource.requested, 80);
   std::string lookup = resource.requested;
-  if (core::iequals(lookup, kGraphResource) || core::iequals(lookup, std::string(kGraphResource) + "/") ||
+  if (core::iequals(lookup, kGraphResource) ||
+      core::iequals(lookup, std::string(kGraphResource) + "/") ||
       core::iequals(lookup, kGraphAppId)) {
     resource.graph = true;
   } else {
@@ -569,8 +634,10 @@ http::Response IdpService::token(Call& call, bool v2) {
       return call.error(400, "invalid_resource", 500011,
                         "The resource principal named " + core::printable(resource.requested, 120) +
                             " was not found in the tenant named " + tenant->display_name +
-                            ". This can happen if the application has not been installed by the administrator of the "
-                            "tenant or consented to by any user in the tenant. You might have sent your authentication "
+                            ". This can happen if the application has not been installed by the "
+                            "administrator of the "
+                            "tenant or consented to by any user in the tenant. You might have sent "
+                            "your authentication "
                             "request to the wrong tenant.");
     }
   }
@@ -580,8 +647,8 @@ http::Response IdpService::token(Call& call, bool v2) {
     if (resource.app->app_role_assignment_required && roles.empty()) {
       return call.error(400, "invalid_grant", 501051,
                         "Application '" + client.app.app_id + "'(" + client.app.display_name +
-                            ") is not assigned to a role for the application '" + resource.app->app_id + "'(" +
-                            resource.app->display_name + ").");
+                            ") is not assigned to a role for the application '" +
+                            resource.app->app_id + "'(" + resource.app->display_name + ").");
     }
   }
 
@@ -625,7 +692,9 @@ http::Response IdpService::token(Call& call, bool v2) {
   c.emplace_back("uti", str(crypto::base64url_encode(crypto::random_bytes(16))));
   c.emplace_back("ver", str(version == 2 ? "2.0" : "1.0"));
   auto token = issuer_.sign(Json(std::move(c)), version == 1, resource.graph);
-  if (!token) return call.error(500, "server_error", 50000, "There was an error issuing a token: " + token.error());
+  if (!token)
+    return call.error(500, "server_error", 50000,
+                      "There was an error issuing a token: " + token.error());
 
   const std::int64_t expires_in = std::max<std::int64_t>(0, exp - issued);
   JsonObject body;

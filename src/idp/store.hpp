@@ -58,7 +58,7 @@ struct KeyCredential {  // an uploaded certificate (public part only)
   std::string key_id;
   std::string display_name;
   std::string certificate_der;
-  std::string sha1;    // raw thumbprints
+  std::string sha1;  // raw thumbprints
   std::string sha256;
   std::int64_t start = 0;
   std::int64_t end = 0;
@@ -92,42 +92,49 @@ class Store {
   int schema_version();
 
   // Tenants: ids and domains are matched case-insensitively.
-  Result<Tenant, std::string> create_tenant(std::string id, std::string display_name, std::vector<std::string> domains);
+  Result<Tenant, std::string> create_tenant(std::string id, std::string display_name,
+                                            std::vector<std::string> domains);
   std::optional<Tenant> find_tenant(std::string_view id_or_domain);
   std::vector<Tenant> list_tenants();
 
   // Applications (and their service principal, created with them).
-  Result<Application, std::string> create_application(const std::string& tenant_id, std::string display_name,
+  Result<Application, std::string> create_application(const std::string& tenant_id,
+                                                      std::string display_name,
                                                       std::vector<std::string> identifier_uris,
-                                                      std::optional<int> token_version, bool assignment_required);
+                                                      std::optional<int> token_version,
+                                                      bool assignment_required);
   // By appId or object id.
   std::optional<Application> find_application(const std::string& tenant_id, std::string_view id);
   // By App ID URI (case-insensitive, trailing slash significant) or appId.
-  std::optional<Application> find_resource(const std::string& tenant_id, std::string_view identifier);
+  std::optional<Application> find_resource(const std::string& tenant_id,
+                                           std::string_view identifier);
   std::vector<Application> list_applications(const std::string& tenant_id);
   bool delete_application(const std::string& tenant_id, std::string_view id);
-  Result<AppRole, std::string> add_app_role(const Application& app, std::string value, std::string display_name,
-                                            std::string description);
+  Result<AppRole, std::string> add_app_role(const Application& app, std::string value,
+                                            std::string display_name, std::string description);
 
   // Client secrets: stored as salted SHA-256; the text is returned once, here.
-  Result<std::pair<ClientSecret, std::string>, std::string> add_secret(const Application& app, std::string display_name,
+  Result<std::pair<ClientSecret, std::string>, std::string> add_secret(const Application& app,
+                                                                       std::string display_name,
                                                                        std::int64_t end);
   std::vector<ClientSecret> list_secrets(const Application& app);
   bool remove_secret(const Application& app, std::string_view key_id);
   // Compares in constant time against every secret of the app.
   SecretCheck check_secret(const Application& app, std::string_view secret, std::int64_t now);
 
-  Result<KeyCredential, std::string> add_certificate(const Application& app, std::string der, std::string display_name);
+  Result<KeyCredential, std::string> add_certificate(const Application& app, std::string der,
+                                                     std::string display_name);
   std::vector<KeyCredential> list_certificates(const Application& app);
 
   // Grants `role_value` of `resource` to `client`'s service principal.
-  Result<RoleAssignment, std::string> grant_role(const Application& client, const Application& resource,
+  Result<RoleAssignment, std::string> grant_role(const Application& client,
+                                                 const Application& resource,
                                                  std::string_view role_value);
   std::vector<std::string> granted_roles(const Application& client, const Application& resource);
 
   std::vector<SigningKey> signing_keys();  // active and published, newest first
-  Result<SigningKey, std::string> add_signing_key(std::string kid, std::string private_pem, std::string cert_der,
-                                                  std::string state);
+  Result<SigningKey, std::string> add_signing_key(std::string kid, std::string private_pem,
+                                                  std::string cert_der, std::string state);
   bool set_signing_key_state(std::string_view kid, std::string_view state);
   // Makes `kid` the only active key; the previous active keys stay published.
   bool activate_signing_key(std::string_view kid);

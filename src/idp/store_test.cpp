@@ -17,7 +17,8 @@ constexpr const char* kTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 std::unique_ptr<Store> memory_store() { return Store::open(":memory:").value(); }
 
 TEST(Store, MigratesOnceAndReopens) {
-  const std::string path = ::testing::TempDir() + "store_test_" + std::to_string(::getpid()) + ".db";
+  const std::string path =
+      ::testing::TempDir() + "store_test_" + std::to_string(::getpid()) + ".db";
   std::remove(path.c_str());
   {
     auto s = Store::open(path);
@@ -34,7 +35,9 @@ TEST(Store, MigratesOnceAndReopens) {
 
 TEST(Store, TenantsMatchCaseInsensitively) {
   auto s = memory_store();
-  ASSERT_TRUE(s->create_tenant("72F988BF-86F1-41AF-91AB-2D7CD011DB47", "Contoso", {"Contoso.OnMicrosoft.com"}).ok());
+  ASSERT_TRUE(s->create_tenant("72F988BF-86F1-41AF-91AB-2D7CD011DB47", "Contoso",
+                               {"Contoso.OnMicrosoft.com"})
+                  .ok());
   EXPECT_EQ(s->find_tenant("CONTOSO.onmicrosoft.com")->id, kTenant);
   EXPECT_EQ(s->find_tenant(kTenant)->domains.at(0), "contoso.onmicrosoft.com");
   EXPECT_FALSE(s->find_tenant("fabrikam.onmicrosoft.com").has_value());

@@ -13,7 +13,8 @@ Result<SigningKey, std::string> TokenIssuer::create_key(const std::string& state
   auto key = crypto::PrivateKey::generate_rsa(2048);
   if (!key) return fail(key.error());
   // Entra's signing certificates are self-signed, CN=accounts.accesscontrol.windows.net, 5 years.
-  auto cert = crypto::self_signed_certificate(*key, {.common_name = "mcpgate idp token signing", .valid_days = 5 * 365});
+  auto cert = crypto::self_signed_certificate(
+      *key, {.common_name = "mcpgate idp token signing", .valid_days = 5 * 365});
   if (!cert) return fail(cert.error());
   const std::string kid = crypto::base64url_encode(cert->sha1_thumbprint());
   return store_.add_signing_key(kid, key->to_pem(), cert->der, state);
@@ -38,7 +39,8 @@ Result<bool, std::string> TokenIssuer::ensure_keys() {
 Result<std::string, std::string> TokenIssuer::rotate() {
   auto k = create_key("published");
   if (!k) return fail(k.error());
-  if (!store_.activate_signing_key(k->kid)) return fail(std::string("could not activate the new key"));
+  if (!store_.activate_signing_key(k->kid))
+    return fail(std::string("could not activate the new key"));
   return k->kid;
 }
 
@@ -93,7 +95,8 @@ jwt::KeySet TokenIssuer::key_set() {
   return ks;
 }
 
-Result<std::string, std::string> TokenIssuer::sign(const core::Json& claims, bool with_x5t, bool graph_nonce) {
+Result<std::string, std::string> TokenIssuer::sign(const core::Json& claims, bool with_x5t,
+                                                   bool graph_nonce) {
   std::lock_guard lock(mu_);
   for (const auto& k : keys()) {
     if (k.stored.state != "active") continue;

@@ -32,19 +32,32 @@ AlgorithmSpec algorithm_spec(Algorithm alg) {
   using crypto::KeyType;
   using crypto::Scheme;
   switch (alg) {
-    case Algorithm::kHS256: return {Scheme::kHmac, Hash::kSha256, KeyType::kOct, Curve::kNone};
-    case Algorithm::kHS384: return {Scheme::kHmac, Hash::kSha384, KeyType::kOct, Curve::kNone};
-    case Algorithm::kHS512: return {Scheme::kHmac, Hash::kSha512, KeyType::kOct, Curve::kNone};
-    case Algorithm::kRS256: return {Scheme::kRsaPkcs1, Hash::kSha256, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kRS384: return {Scheme::kRsaPkcs1, Hash::kSha384, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kRS512: return {Scheme::kRsaPkcs1, Hash::kSha512, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kPS256: return {Scheme::kRsaPss, Hash::kSha256, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kPS384: return {Scheme::kRsaPss, Hash::kSha384, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kPS512: return {Scheme::kRsaPss, Hash::kSha512, KeyType::kRsa, Curve::kNone};
-    case Algorithm::kES256: return {Scheme::kEcdsa, Hash::kSha256, KeyType::kEc, Curve::kP256};
-    case Algorithm::kES384: return {Scheme::kEcdsa, Hash::kSha384, KeyType::kEc, Curve::kP384};
-    case Algorithm::kES512: return {Scheme::kEcdsa, Hash::kSha512, KeyType::kEc, Curve::kP521};
-    case Algorithm::kNone: break;
+    case Algorithm::kHS256:
+      return {Scheme::kHmac, Hash::kSha256, KeyType::kOct, Curve::kNone};
+    case Algorithm::kHS384:
+      return {Scheme::kHmac, Hash::kSha384, KeyType::kOct, Curve::kNone};
+    case Algorithm::kHS512:
+      return {Scheme::kHmac, Hash::kSha512, KeyType::kOct, Curve::kNone};
+    case Algorithm::kRS256:
+      return {Scheme::kRsaPkcs1, Hash::kSha256, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kRS384:
+      return {Scheme::kRsaPkcs1, Hash::kSha384, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kRS512:
+      return {Scheme::kRsaPkcs1, Hash::kSha512, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kPS256:
+      return {Scheme::kRsaPss, Hash::kSha256, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kPS384:
+      return {Scheme::kRsaPss, Hash::kSha384, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kPS512:
+      return {Scheme::kRsaPss, Hash::kSha512, KeyType::kRsa, Curve::kNone};
+    case Algorithm::kES256:
+      return {Scheme::kEcdsa, Hash::kSha256, KeyType::kEc, Curve::kP256};
+    case Algorithm::kES384:
+      return {Scheme::kEcdsa, Hash::kSha384, KeyType::kEc, Curve::kP384};
+    case Algorithm::kES512:
+      return {Scheme::kEcdsa, Hash::kSha512, KeyType::kEc, Curve::kP521};
+    case Algorithm::kNone:
+      break;
   }
   return {Scheme::kHmac, Hash::kSha256, KeyType::kOct, Curve::kNone};  // unreachable for kNone
 }
@@ -54,7 +67,8 @@ bool key_fits(const crypto::PublicKey& key, Algorithm alg) {
   const AlgorithmSpec spec = algorithm_spec(alg);
   if (key.type() != spec.key_type) return false;
   if (spec.key_type == crypto::KeyType::kEc) return key.curve() == spec.curve;
-  if (spec.key_type == crypto::KeyType::kOct) return key.secret().size() >= crypto::digest_size(spec.hash);
+  if (spec.key_type == crypto::KeyType::kOct)
+    return key.secret().size() >= crypto::digest_size(spec.hash);
   return true;
 }
 

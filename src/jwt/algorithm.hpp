@@ -11,8 +11,19 @@
 namespace mcpgate::jwt {
 
 enum class Algorithm : std::uint8_t {
-  kNone, kHS256, kHS384, kHS512, kRS256, kRS384, kRS512, kPS256, kPS384, kPS512,
-  kES256, kES384, kES512,
+  kNone,
+  kHS256,
+  kHS384,
+  kHS512,
+  kRS256,
+  kRS384,
+  kRS512,
+  kPS256,
+  kPS384,
+  kPS512,
+  kES256,
+  kES384,
+  kES512,
 };
 inline constexpr int kAlgorithmCount = 13;
 

@@ -30,7 +30,8 @@ TEST(Cache, HitSkipsSignatureButRechecksClaims) {
   // Another policy with other requirements gets its own answer.
   Requirements strict = req;
   strict.audiences = {"b"};
-  EXPECT_EQ(validate_cached(t, keys, strict, kNow, cache).error().reason, Reason::kTokenAudienceNotAllowed);
+  EXPECT_EQ(validate_cached(t, keys, strict, kNow, cache).error().reason,
+            Reason::kTokenAudienceNotAllowed);
   Requirements es_only = req;
   es_only.algorithms = {Algorithm::kES256};
   EXPECT_FALSE(validate_cached(t, keys, es_only, kNow, cache).ok());
@@ -71,7 +72,8 @@ TEST(Cache, StaysBoundedAndThreadSafe) {
   for (int i = 0; i < 200; ++i) {
     tokens.push_back(sign_hmac(testing::obj(R"({"kid":"hs"})"),
                                testing::obj(R"({"exp":1800000100,"i":)" + std::to_string(i) + "}"),
-                               Algorithm::kHS256, testing::hs_secret()).value());
+                               Algorithm::kHS256, testing::hs_secret())
+                         .value());
   }
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;

@@ -30,16 +30,19 @@ std::string EntraRule::tenant_name(std::string_view tenant) {
   return std::string(tenant);
 }
 
-core::Result<EntraRule, std::string> EntraRule::make(std::string_view tenant, std::string_view endpoint,
+core::Result<EntraRule, std::string> EntraRule::make(std::string_view tenant,
+                                                     std::string_view endpoint,
                                                      std::string_view resolved_tenant_id) {
   EntraRule rule;
   std::string_view ep = core::trim(endpoint);
   if (ep.empty()) ep = kPublicCloudAuthority;
   while (!ep.empty() && ep.back() == '/') ep.remove_suffix(1);
-  rule.authority_ = ep.find("://") == std::string_view::npos ? "https://" + std::string(ep) : std::string(ep);
+  rule.authority_ =
+      ep.find("://") == std::string_view::npos ? "https://" + std::string(ep) : std::string(ep);
   const std::string host = core::to_lower(host_of(rule.authority_));
   if (host.empty() || host.find_first_of(" \t\"") != std::string::npos) {
-    return fail("authentication endpoint \"" + core::printable(endpoint) + "\" is not a URL or host name");
+    return fail("authentication endpoint \"" + core::printable(endpoint) +
+                "\" is not a URL or host name");
   }
   // v1 issuers name the security token service, not the login host (entra-id.md §4.3.6).
   const bool china = host == "login.partner.microsoftonline.cn" || host == "login.chinacloudapi.cn";
@@ -54,13 +57,16 @@ core::Result<EntraRule, std::string> EntraRule::make(std::string_view tenant, st
   } else if (core::is_guid(name)) {
     rule.tenant_id_ = core::to_lower(name);
   } else if (core::iequals(name, "consumers")) {
-    return fail(std::string("tenant \"consumers\" is not supported: it issues no tokens for organisations' APIs"));
+    return fail(std::string(
+        "tenant \"consumers\" is not supported: it issues no tokens for organisations' APIs"));
   } else if (!resolved_tenant_id.empty()) {
-    if (!core::is_guid(resolved_tenant_id)) return fail(std::string("resolved tenant id is not a GUID"));
+    if (!core::is_guid(resolved_tenant_id))
+      return fail(std::string("resolved tenant id is not a GUID"));
     rule.tenant_id_ = core::to_lower(resolved_tenant_id);
   } else {
     return fail("tenant \"" + core::printable(name) +
-                "\" is a domain name: it must be resolved to its tenant GUID through OpenID discovery first");
+                "\" is a domain name: it must be resolved to its tenant GUID through OpenID "
+                "discovery first");
   }
   return rule;
 }
@@ -77,18 +83,21 @@ core::Result<int, ValidationError> EntraRule::check(const core::Json& claims) co
   if (!iss) return fail(issuer_error("token has no issuer (iss)"));
   const std::string* tid = claims.find_string("tid");
   if (!tid || !core::is_guid(*tid)) {
-    return fail(issuer_error("token has no tenant id (tid) GUID, so it was not issued by Entra ID"));
+    return fail(
+        issuer_error("token has no tenant id (tid) GUID, so it was not issued by Entra ID"));
   }
   switch (kind_) {
     case Kind::kTenant:
       if (!core::iequals(*tid, tenant_id_)) {
-        return fail(issuer_error("token is from tenant " + core::printable(*tid, 40) + ", not the allowed tenant " +
-                                 tenant_id_));
+        return fail(issuer_error("token is from tenant " + core::printable(*tid, 40) +
+                                 ", not the allowed tenant " + tenant_id_));
       }
       break;
     case Kind::kOrganizations:
       if (core::iequals(*tid, kMsaTenantId)) {
-        return fail(issuer_error("token is from the personal Microsoft account tenant, which \"organizations\" excludes"));
+        return fail(
+            issuer_error("token is from the personal Microsoft account tenant, which "
+                         "\"organizations\" excludes"));
       }
       break;
     case Kind::kCommon:
@@ -100,25 +109,28 @@ core::Result<int, ValidationError> EntraRule::check(const core::Json& claims) co
   const auto is = [&](const std::string& base, std::string_view suffix) {
     const std::string_view i(*iss);
     return i.size() == base.size() + 1 + tid->size() + suffix.size() && i.starts_with(base) &&
-           i[base.size()] == '/' && i.substr(base.size() + 1, tid->size()) == *tid && i.ends_with(suffix);
+           i[base.size()] == '/' && i.substr(base.size() + 1, tid->size()) == *tid &&
+           i.ends_with(suffix);
   };
   if (is(v1_base_, "/")) {
     version = 1;
   } else if (is(authority_, "/v2.0")) {
     version = 2;
   } else {
-    return fail(issuer_error("issuer \"" + core::printable(*iss) + "\" is not " + v1_issuer(*tid) + " (v1) or " +
-                             v2_issuer(*tid) + " (v2)"));
+    return fail(issuer_error("issuer \"" + core::printable(*iss) + "\" is not " + v1_issuer(*tid) +
+                             " (v1) or " + v2_issuer(*tid) + " (v2)"));
   }
   const char* expected_ver = version == 1 ? "1.0" : "2.0";
   if (!ver || *ver != expected_ver) {
-    return fail(issuer_error("token version (ver \"" + (ver ? core::printable(*ver, 10) : std::string()) +
+    return fail(issuer_error("token version (ver \"" +
+                             (ver ? core::printable(*ver, 10) : std::string()) +
                              "\") does not match its v" + std::to_string(version) + " issuer"));
   }
   return version;
 }
 
-std::optional<std::string> graph_nonce_signing_input(std::string_view header_json, std::string_view payload_b64) {
+std::optional<std::string> graph_nonce_signing_input(std::string_view header_json,
+                                                     std::string_view payload_b64) {
   auto header = core::parse_json(header_json);
   if (!header || !header->is_object()) return std::nullopt;
   bool found = false;

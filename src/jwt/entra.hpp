@@ -29,20 +29,24 @@ class EntraRule {
   // ending in one of them. A domain must be resolved to its GUID (OpenID discovery) and passed as
   // `resolved_tenant_id`. `authentication_endpoint` names the cloud or a local emulator
   // ("https://" is optional).
-  static core::Result<EntraRule, std::string> make(std::string_view tenant,
-                                                   std::string_view authentication_endpoint = kPublicCloudAuthority,
-                                                   std::string_view resolved_tenant_id = {});
+  static core::Result<EntraRule, std::string> make(
+      std::string_view tenant, std::string_view authentication_endpoint = kPublicCloudAuthority,
+      std::string_view resolved_tenant_id = {});
 
   // Splits APIM's tenant-id forms into the tenant name: "https://contoso.onmicrosoft.com" ->
   // "contoso.onmicrosoft.com", ".../organizations" -> "organizations".
   static std::string tenant_name(std::string_view tenant);
 
   Kind kind() const { return kind_; }
-  const std::string& tenant_id() const { return tenant_id_; }      // GUID, kTenant only
-  const std::string& authority() const { return authority_; }      // "https://host[:port]"
-  const std::string& v1_issuer_base() const { return v1_base_; }   // "https://sts.windows.net"
-  std::string v2_issuer(std::string_view tid) const { return authority_ + "/" + std::string(tid) + "/v2.0"; }
-  std::string v1_issuer(std::string_view tid) const { return v1_base_ + "/" + std::string(tid) + "/"; }
+  const std::string& tenant_id() const { return tenant_id_; }     // GUID, kTenant only
+  const std::string& authority() const { return authority_; }     // "https://host[:port]"
+  const std::string& v1_issuer_base() const { return v1_base_; }  // "https://sts.windows.net"
+  std::string v2_issuer(std::string_view tid) const {
+    return authority_ + "/" + std::string(tid) + "/v2.0";
+  }
+  std::string v1_issuer(std::string_view tid) const {
+    return v1_base_ + "/" + std::string(tid) + "/";
+  }
   // The OpenID configuration URL for this tenant (v2).
   std::string openid_configuration_url() const;
 
@@ -62,6 +66,7 @@ class EntraRule {
 // Microsoft Graph tokens carry a `nonce` header and are signed over a header in which the nonce
 // was replaced by base64url(SHA-256(nonce)) (public reports; entra-id.md addendum). Returns the
 // signing input to verify for such a token, or nullopt when the header has no string nonce.
-std::optional<std::string> graph_nonce_signing_input(std::string_view header_json, std::string_view payload_b64);
+std::optional<std::string> graph_nonce_signing_input(std::string_view header_json,
+                                                     std::string_view payload_b64);
 
 }  // namespace mcpgate::jwt

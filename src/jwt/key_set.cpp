@@ -26,7 +26,8 @@ core::Result<Jwk, std::string> read_key(const core::Json& k) {
   jwk.x5t = str_member(k, "x5t");
   jwk.x5t_s256 = str_member(k, "x5t#S256");
   jwk.issuer = str_member(k, "issuer");
-  if (!jwk.use.empty() && jwk.use != "sig") return fail("use \"" + core::printable(jwk.use) + "\" is not \"sig\"");
+  if (!jwk.use.empty() && jwk.use != "sig")
+    return fail("use \"" + core::printable(jwk.use) + "\" is not \"sig\"");
   if (const core::Json* ops = k.find("key_ops")) {
     bool verify = false;
     if (ops->is_array()) {
@@ -89,14 +90,16 @@ core::Result<Jwk, std::string> read_key(const core::Json& k) {
     } else {
       return fail(std::string("RSA key without n/e or x5c"));
     }
-    if (jwk.key.type() != crypto::KeyType::kRsa) return fail(std::string("x5c certificate is not RSA"));
+    if (jwk.key.type() != crypto::KeyType::kRsa)
+      return fail(std::string("x5c certificate is not RSA"));
   } else if (*kty == "EC") {
     const std::string crv = str_member(k, "crv");
     crypto::Curve curve = crv == "P-256"   ? crypto::Curve::kP256
                           : crv == "P-384" ? crypto::Curve::kP384
                           : crv == "P-521" ? crypto::Curve::kP521
                                            : crypto::Curve::kNone;
-    if (curve == crypto::Curve::kNone) return fail("unsupported curve \"" + core::printable(crv) + "\"");
+    if (curve == crypto::Curve::kNone)
+      return fail("unsupported curve \"" + core::printable(crv) + "\"");
     auto x = b64("x");
     auto y = b64("y");
     if (!x || !y) return fail(std::string("x or y missing or not base64url"));
@@ -122,7 +125,8 @@ core::Result<Jwk, std::string> read_key(const core::Json& k) {
 
 }  // namespace
 
-core::Result<KeySet, std::string> KeySet::from_jwks(std::string_view json, std::vector<std::string>* warnings,
+core::Result<KeySet, std::string> KeySet::from_jwks(std::string_view json,
+                                                    std::vector<std::string>* warnings,
                                                     const JwksLimits& limits) {
   core::JsonLimits jl;
   jl.max_bytes = limits.max_bytes;
@@ -132,8 +136,8 @@ core::Result<KeySet, std::string> KeySet::from_jwks(std::string_view json, std::
   const core::Json* keys = doc->find("keys");
   if (!keys || !keys->is_array()) return fail(std::string("JWKS has no \"keys\" array"));
   if (keys->as_array().size() > limits.max_keys) {
-    return fail("JWKS has " + std::to_string(keys->as_array().size()) + " keys, more than the limit of " +
-                std::to_string(limits.max_keys));
+    return fail("JWKS has " + std::to_string(keys->as_array().size()) +
+                " keys, more than the limit of " + std::to_string(limits.max_keys));
   }
   KeySet set;
   std::size_t index = 0;
@@ -143,7 +147,8 @@ core::Result<KeySet, std::string> KeySet::from_jwks(std::string_view json, std::
       set.add(std::move(jwk.value()));
     } else if (warnings) {
       const std::string* kid = entry.is_object() ? entry.find_string("kid") : nullptr;
-      warnings->push_back("key " + std::to_string(index) + (kid ? " (kid \"" + core::printable(*kid) + "\")" : "") +
+      warnings->push_back("key " + std::to_string(index) +
+                          (kid ? " (kid \"" + core::printable(*kid) + "\")" : "") +
                           " skipped: " + jwk.error());
     }
     ++index;
@@ -168,7 +173,8 @@ KeySet::Selection KeySet::select(Algorithm alg, std::string_view kid, std::strin
   };
   if (!kid.empty() || !x5t.empty()) {
     for (const auto& k : keys_) {
-      const bool named = !kid.empty() ? k.kid == kid : (k.x5t == x5t || (k.kid == x5t && !k.kid.empty()));
+      const bool named =
+          !kid.empty() ? k.kid == kid : (k.x5t == x5t || (k.kid == x5t && !k.kid.empty()));
       if (named && fits(k)) out.push_back(&k);
     }
     if (!out.empty()) return Selection::kFound;

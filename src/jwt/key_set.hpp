@@ -16,11 +16,11 @@ namespace mcpgate::jwt {
 struct Jwk {
   crypto::PublicKey key;
   std::string kid;
-  std::string use;       // "sig", "enc" or empty
-  std::string alg;       // when set, the only algorithm this key may verify (RFC 7517 §4.4)
-  std::string x5t;       // base64url SHA-1 of the certificate (Entra: equals kid)
-  std::string x5t_s256;  // base64url SHA-256 of the certificate
-  std::string issuer;    // Entra's per-key issuer, may hold the {tenantid} template
+  std::string use;              // "sig", "enc" or empty
+  std::string alg;              // when set, the only algorithm this key may verify (RFC 7517 §4.4)
+  std::string x5t;              // base64url SHA-1 of the certificate (Entra: equals kid)
+  std::string x5t_s256;         // base64url SHA-256 of the certificate
+  std::string issuer;           // Entra's per-key issuer, may hold the {tenantid} template
   std::string certificate_der;  // leaf of x5c when given
 };
 
@@ -50,8 +50,8 @@ class KeySet {
   // with a kid, only keys with that kid; without one, every key whose type fits. With
   // `try_all_on_kid_miss` (APIM issuer-signing-keys: "if no keys match, each key is tried"), an
   // unmatched kid falls back to every fitting key.
-  Selection select(Algorithm alg, std::string_view kid, std::string_view x5t, bool try_all_on_kid_miss,
-                   std::vector<const Jwk*>& out) const;
+  Selection select(Algorithm alg, std::string_view kid, std::string_view x5t,
+                   bool try_all_on_kid_miss, std::vector<const Jwk*>& out) const;
 
   // The JWKS document for these keys (public parts only; oct keys are never written).
   std::string to_jwks() const;

@@ -22,16 +22,16 @@ struct ClaimRequirement {
 
 struct Requirements {
   AlgorithmSet algorithms = AlgorithmSet::all_signed();
-  bool require_signed = true;        // false only where a policy allows alg "none"
-  std::vector<std::string> issuers;  // exact, any-of; empty and no entra: not checked
-  std::optional<EntraRule> entra;    // Entra issuer/tenant/version rules
-  std::vector<std::string> audiences;        // any-of against aud (string or array)
-  std::vector<std::string> client_app_ids;   // appid (v1) / azp (v2); case-insensitive GUIDs
+  bool require_signed = true;               // false only where a policy allows alg "none"
+  std::vector<std::string> issuers;         // exact, any-of; empty and no entra: not checked
+  std::optional<EntraRule> entra;           // Entra issuer/tenant/version rules
+  std::vector<std::string> audiences;       // any-of against aud (string or array)
+  std::vector<std::string> client_app_ids;  // appid (v1) / azp (v2); case-insensitive GUIDs
   std::vector<ClaimRequirement> claims;
   bool require_expiration = true;
-  double clock_skew_seconds = 0;              // APIM validate-jwt's default
-  bool try_all_keys_on_kid_miss = false;      // APIM issuer-signing-keys
-  bool allow_graph_nonce = false;             // validate-azure-ad-token only
+  double clock_skew_seconds = 0;          // APIM validate-jwt's default
+  bool try_all_keys_on_kid_miss = false;  // APIM issuer-signing-keys
+  bool allow_graph_nonce = false;         // validate-azure-ad-token only
 };
 
 }  // namespace mcpgate::jwt

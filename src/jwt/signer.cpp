@@ -27,8 +27,8 @@ std::string signing_input(const core::Json& header, const core::Json& claims) {
 
 }  // namespace
 
-core::Result<std::string, std::string> sign(core::Json header, const core::Json& claims, Algorithm alg,
-                                            const crypto::PrivateKey& key) {
+core::Result<std::string, std::string> sign(core::Json header, const core::Json& claims,
+                                            Algorithm alg, const crypto::PrivateKey& key) {
   if (alg == Algorithm::kNone || algorithm_spec(alg).scheme == crypto::Scheme::kHmac) {
     return fail(std::string("use sign_hmac for HS algorithms; none is never signed"));
   }
@@ -40,14 +40,15 @@ core::Result<std::string, std::string> sign(core::Json header, const core::Json&
   return input + "." + crypto::base64url_encode(*sig);
 }
 
-core::Result<std::string, std::string> sign_hmac(core::Json header, const core::Json& claims, Algorithm alg,
-                                                 std::string_view secret) {
+core::Result<std::string, std::string> sign_hmac(core::Json header, const core::Json& claims,
+                                                 Algorithm alg, std::string_view secret) {
   if (alg != Algorithm::kHS256 && alg != Algorithm::kHS384 && alg != Algorithm::kHS512) {
     return fail(std::string("sign_hmac needs an HS algorithm"));
   }
   if (auto r = set_alg(header, alg); !r) return fail(r.error());
   std::string input = signing_input(header, claims);
-  return input + "." + crypto::base64url_encode(crypto::hmac(algorithm_spec(alg).hash, secret, input));
+  return input + "." +
+         crypto::base64url_encode(crypto::hmac(algorithm_spec(alg).hash, secret, input));
 }
 
 core::Result<std::string, std::string> sign_graph_style(core::Json header, const core::Json& claims,
@@ -59,7 +60,8 @@ core::Result<std::string, std::string> sign_graph_style(core::Json header, const
   if (!input) return fail(std::string("a Graph-style header needs a string \"nonce\""));
   auto sig = crypto::sign(key, crypto::Scheme::kRsaPkcs1, crypto::Hash::kSha256, *input);
   if (!sig) return fail(sig.error());
-  return crypto::base64url_encode(header_json) + "." + payload_b64 + "." + crypto::base64url_encode(*sig);
+  return crypto::base64url_encode(header_json) + "." + payload_b64 + "." +
+         crypto::base64url_encode(*sig);
 }
 
 }  // namespace mcpgate::jwt

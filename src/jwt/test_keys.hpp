@@ -48,7 +48,8 @@ inline KeySet standard_keys() {
 inline core::Json obj(std::string_view text) { return core::parse_json(text).value(); }
 
 inline std::string token(std::string_view header, std::string_view claims,
-                         const crypto::PrivateKey& key = rsa_a(), Algorithm alg = Algorithm::kRS256) {
+                         const crypto::PrivateKey& key = rsa_a(),
+                         Algorithm alg = Algorithm::kRS256) {
   return sign(obj(header), obj(claims), alg, key).value();
 }
 

@@ -41,6 +41,7 @@ struct Token {
 // yet"), non-canonical base64url, headers or claims that are not JSON objects, duplicate member
 // names, unknown `alg`, any `crit` (RFC 7515 §4.1.11: we understand no extensions), and a
 // signature on an `alg: none` token. Every failure is JwtInvalid.
-core::Result<Token, ValidationError> parse(std::string_view compact, const ParseLimits& limits = {});
+core::Result<Token, ValidationError> parse(std::string_view compact,
+                                           const ParseLimits& limits = {});
 
 }  // namespace mcpgate::jwt

@@ -21,7 +21,8 @@ std::string format_time(double t) { return core::format_utc(t); }
 // non-finite and absurdly large values are refused.
 core::Result<double, ValidationError> numeric_date(const core::Json& v, const char* name) {
   if (!v.is_number()) {
-    return error(Reason::kJwtInvalid, std::string(name) + " is not a NumericDate (it must be a JSON number of seconds)");
+    return error(Reason::kJwtInvalid,
+                 std::string(name) + " is not a NumericDate (it must be a JSON number of seconds)");
   }
   const double d = v.as_number().value;
   if (!std::isfinite(d) || d < 0 || d > kMaxNumericDate) {
@@ -37,20 +38,22 @@ struct SignatureCheck {
 };
 
 std::string describe_key(const Jwk& k) {
-  return k.kid.empty() ? std::string("the key without kid") : "key \"" + core::printable(k.kid, 60) + "\"";
+  return k.kid.empty() ? std::string("the key without kid")
+                       : "key \"" + core::printable(k.kid, 60) + "\"";
 }
 
 core::Result<SignatureCheck, ValidationError> check_signature(const Token& t, const KeySet& keys,
                                                               const Requirements& req) {
   if (t.alg == Algorithm::kNone) {
     if (req.require_signed) {
-      return error(Reason::kTokenSignatureInvalid, "token is not signed (alg \"none\") and signed tokens are required");
+      return error(Reason::kTokenSignatureInvalid,
+                   "token is not signed (alg \"none\") and signed tokens are required");
     }
     return SignatureCheck{};
   }
   if (!req.algorithms.contains(t.alg)) {
-    return error(Reason::kTokenSignatureInvalid,
-                 "algorithm " + std::string(algorithm_name(t.alg)) + " is not allowed by this policy");
+    return error(Reason::kTokenSignatureInvalid, "algorithm " + std::string(algorithm_name(t.alg)) +
+                                                     " is not allowed by this policy");
   }
   std::vector<const Jwk*> candidates;
   const auto sel = keys.select(t.alg, t.kid(), t.x5t(), req.try_all_keys_on_kid_miss, candidates);
@@ -82,18 +85,19 @@ core::Result<SignatureCheck, ValidationError> check_signature(const Token& t, co
   }
   std::string message = candidates.size() == 1
                             ? "signature does not verify with " + describe_key(*candidates.front())
-                            : "signature does not verify with any of the " + std::to_string(candidates.size()) +
-                                  " candidate keys";
+                            : "signature does not verify with any of the " +
+                                  std::to_string(candidates.size()) + " candidate keys";
   if (t.header.find("nonce") && !req.allow_graph_nonce) {
-    message += " (the token has a \"nonce\" header: Microsoft Graph tokens cannot be validated here)";
+    message +=
+        " (the token has a \"nonce\" header: Microsoft Graph tokens cannot be validated here)";
   }
   return error(Reason::kTokenSignatureInvalid, std::move(message));
 }
 
 // Entra publishes a per-key issuer (possibly the {tenantid} template); a v2 token must come from
 // the issuer its key is published for (entra-id.md §2.4.3).
-std::optional<ValidationError> check_key_issuer(const Jwk* key, const core::Json& claims, const Requirements& req,
-                                                int version) {
+std::optional<ValidationError> check_key_issuer(const Jwk* key, const core::Json& claims,
+                                                const Requirements& req, int version) {
   if (!key || !req.entra || version != 2 || key->issuer.empty()) return std::nullopt;
   const std::string* iss = claims.find_string("iss");
   const std::string* tid = claims.find_string("tid");
@@ -103,8 +107,8 @@ std::optional<ValidationError> check_key_issuer(const Jwk* key, const core::Json
   }
   if (!iss || *iss != expected) {
     return ValidationError{Reason::kTokenIssuerNotAllowed,
-                           "signing key is published for issuer \"" + core::printable(expected) + "\", not \"" +
-                               (iss ? core::printable(*iss) : std::string()) + "\""};
+                           "signing key is published for issuer \"" + core::printable(expected) +
+                               "\", not \"" + (iss ? core::printable(*iss) : std::string()) + "\""};
   }
   return std::nullopt;
 }
@@ -143,23 +147,27 @@ const Jwk* find_by_fingerprint(const KeySet& keys, std::string_view fingerprint)
 
 }  // namespace
 
-core::Result<int, ValidationError> check_claims(const core::Json& claims, const Requirements& req, double now) {
+core::Result<int, ValidationError> check_claims(const core::Json& claims, const Requirements& req,
+                                                double now) {
   const double skew = req.clock_skew_seconds;
   if (const core::Json* exp = claims.find("exp")) {
     auto e = numeric_date(*exp, "exp");
     if (!e) return fail(std::move(e).error());
     if (now >= *e + skew) {
-      return error(Reason::kTokenExpired, "token expired at " + format_time(*e) + " (now " + format_time(now) +
-                                              ", clock skew " + std::to_string(static_cast<long>(skew)) + "s)");
+      return error(Reason::kTokenExpired, "token expired at " + format_time(*e) + " (now " +
+                                              format_time(now) + ", clock skew " +
+                                              std::to_string(static_cast<long>(skew)) + "s)");
     }
   } else if (req.require_expiration) {
-    return error(Reason::kJwtInvalid, "token has no expiration time (exp) and this policy requires one");
+    return error(Reason::kJwtInvalid,
+                 "token has no expiration time (exp) and this policy requires one");
   }
   if (const core::Json* nbf = claims.find("nbf")) {
     auto n = numeric_date(*nbf, "nbf");
     if (!n) return fail(std::move(n).error());
     if (now + skew < *n) {
-      return error(Reason::kJwtInvalid, "token is not valid before " + format_time(*n) + " (now " + format_time(now) + ")");
+      return error(Reason::kJwtInvalid, "token is not valid before " + format_time(*n) + " (now " +
+                                            format_time(now) + ")");
     }
   }
   if (const core::Json* iat = claims.find("iat")) {
@@ -178,7 +186,9 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
     if (!iss) return error(Reason::kTokenIssuerNotAllowed, "token has no issuer (iss)");
     bool ok = false;
     for (const auto& allowed : req.issuers) ok = ok || allowed == *iss;
-    if (!ok) return error(Reason::kTokenIssuerNotAllowed, "issuer \"" + core::printable(*iss) + "\" is not allowed");
+    if (!ok)
+      return error(Reason::kTokenIssuerNotAllowed,
+                   "issuer \"" + core::printable(*iss) + "\" is not allowed");
   }
 
   if (!req.audiences.empty()) {
@@ -198,10 +208,14 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
       ok = allowed(*aud);
     }
     if (!ok) {
-      const core::Json* first = aud->is_array() && !aud->as_array().empty() ? &aud->as_array()[0] : aud;
+      const core::Json* first =
+          aud->is_array() && !aud->as_array().empty() ? &aud->as_array()[0] : aud;
       return error(Reason::kTokenAudienceNotAllowed,
-                   "audience " + (first->is_string() ? "\"" + core::printable(first->as_string()) + "\"" : std::string("(none)")) +
-                       " is not one of the " + std::to_string(req.audiences.size()) + " allowed audiences");
+                   "audience " +
+                       (first->is_string() ? "\"" + core::printable(first->as_string()) + "\""
+                                           : std::string("(none)")) +
+                       " is not one of the " + std::to_string(req.audiences.size()) +
+                       " allowed audiences");
     }
   }
 
@@ -211,18 +225,22 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
       claim_name = EntraRule::client_claim(version);
     } else {
       const std::string* ver = claims.find_string("ver");
-      claim_name = ver && *ver == "1.0" ? "appid" : ver && *ver == "2.0" ? "azp" : claims.find("azp") ? "azp" : "appid";
+      claim_name = ver && *ver == "1.0"   ? "appid"
+                   : ver && *ver == "2.0" ? "azp"
+                   : claims.find("azp")   ? "azp"
+                                          : "appid";
     }
     const std::string* client = claims.find_string(claim_name);
     if (!client) {
-      return error(Reason::kTokenClaimNotFound,
-                   "token has no " + std::string(claim_name) + " claim naming the client application");
+      return error(Reason::kTokenClaimNotFound, "token has no " + std::string(claim_name) +
+                                                    " claim naming the client application");
     }
     bool ok = false;
     for (const auto& id : req.client_app_ids) ok = ok || core::iequals(id, *client);
     if (!ok) {
-      return error(Reason::kTokenClaimValueNotAllowed, "client application " + std::string(claim_name) + " \"" +
-                                                           core::printable(*client, 60) + "\" is not allowed");
+      return error(Reason::kTokenClaimValueNotAllowed,
+                   "client application " + std::string(claim_name) + " \"" +
+                       core::printable(*client, 60) + "\" is not allowed");
     }
   }
 
@@ -253,8 +271,10 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
       std::string shown;
       for (const auto& h : have) shown += (shown.empty() ? "" : ",") + h;
       return error(Reason::kTokenClaimValueNotAllowed,
-                   "claim " + rc.name + " value of " + core::printable(shown, 120) + " is not allowed (needs " +
-                       (rc.match == ClaimRequirement::Match::kAll ? "all" : "any") + " of the listed values)");
+                   "claim " + rc.name + " value of " + core::printable(shown, 120) +
+                       " is not allowed (needs " +
+                       (rc.match == ClaimRequirement::Match::kAll ? "all" : "any") +
+                       " of the listed values)");
     }
   }
   if (!missing.empty()) {
@@ -268,8 +288,8 @@ core::Result<int, ValidationError> check_claims(const core::Json& claims, const 
 namespace {
 
 // `owned` tokens give their header and claims to the result instead of copying them.
-ValidationResult validate_token(const Token& token, Token* owned, const KeySet& keys, const Requirements& req,
-                                double now) {
+ValidationResult validate_token(const Token& token, Token* owned, const KeySet& keys,
+                                const Requirements& req, double now) {
   auto sig = check_signature(token, keys, req);
   if (!sig) return fail(std::move(sig).error());
   auto version = check_claims(token.claims, req, now);
@@ -292,19 +312,21 @@ ValidationResult validate_token(const Token& token, Token* owned, const KeySet& 
 
 }  // namespace
 
-ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req, double now) {
+ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req,
+                          double now) {
   return validate_token(token, nullptr, keys, req, now);
 }
 
-ValidationResult validate(std::string_view compact, const KeySet& keys, const Requirements& req, double now,
-                          const ParseLimits& limits) {
+ValidationResult validate(std::string_view compact, const KeySet& keys, const Requirements& req,
+                          double now, const ParseLimits& limits) {
   auto token = parse(compact, limits);
   if (!token) return fail(std::move(token).error());
   return validate_token(*token, &token.value(), keys, req, now);
 }
 
-ValidationResult validate_cached(std::string_view compact, const KeySet& keys, const Requirements& req, double now,
-                                 VerifiedTokenCache& cache, const ParseLimits& limits) {
+ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
+                                 const Requirements& req, double now, VerifiedTokenCache& cache,
+                                 const ParseLimits& limits) {
   if (VerifiedTokenPtr hit = cache.find(compact)) {
     // A hit stands for "these bytes verified under key K". It counts only if K is still trusted
     // here and this policy accepts how it was verified; every claim is checked again.
@@ -320,7 +342,8 @@ ValidationResult validate_cached(std::string_view compact, const KeySet& keys, c
   auto result = validate(compact, keys, req, now, limits);
   if (result && !(*result)->key_fingerprint.empty()) {
     const core::Json* exp = (*result)->claims.find("exp");
-    cache.insert(compact, *result, exp && exp->is_number() ? exp->as_number().value : kMaxNumericDate);
+    cache.insert(compact, *result,
+                 exp && exp->is_number() ? exp->as_number().value : kMaxNumericDate);
   }
   return result;
 }

@@ -37,16 +37,19 @@ inline constexpr double kMaxNumericDate = 253402300799.0;
 // Order of checks: syntax, algorithm allow-list, key selection, signature (over the original
 // header.payload bytes), then lifetime, issuer, audience, client application, required claims.
 // Claims are looked at only after the signature holds.
-ValidationResult validate(std::string_view compact, const KeySet& keys, const Requirements& req, double now,
-                          const ParseLimits& limits = {});
-ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req, double now);
+ValidationResult validate(std::string_view compact, const KeySet& keys, const Requirements& req,
+                          double now, const ParseLimits& limits = {});
+ValidationResult validate(const Token& token, const KeySet& keys, const Requirements& req,
+                          double now);
 
 // As validate(), but a token that passed before (same bytes, and its key still in `keys`) skips
 // parsing and signature checks; time and every claim requirement are checked again.
-ValidationResult validate_cached(std::string_view compact, const KeySet& keys, const Requirements& req,
-                                 double now, VerifiedTokenCache& cache, const ParseLimits& limits = {});
+ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
+                                 const Requirements& req, double now, VerifiedTokenCache& cache,
+                                 const ParseLimits& limits = {});
 
 // Only the claim checks (lifetime, issuer, audience, client, required claims).
-core::Result<int, ValidationError> check_claims(const core::Json& claims, const Requirements& req, double now);
+core::Result<int, ValidationError> check_claims(const core::Json& claims, const Requirements& req,
+                                                double now);
 
 }  // namespace mcpgate::jwt

@@ -40,7 +40,9 @@ Requirements requirements_from(const core::Json& r) {
   req.client_app_ids = strings(r.find("client_ids"));
   if (const core::Json* e = r.find("entra")) {
     const std::string* authority = e->find_string("authority");
-    req.entra = EntraRule::make(*e->find_string("tenant"), authority ? *authority : kPublicCloudAuthority).value();
+    req.entra =
+        EntraRule::make(*e->find_string("tenant"), authority ? *authority : kPublicCloudAuthority)
+            .value();
   }
   if (const core::Json* algs = r.find("algorithms")) {
     req.algorithms = {};
@@ -51,7 +53,8 @@ Requirements requirements_from(const core::Json& r) {
     for (const auto& c : claims->as_array()) {
       ClaimRequirement rc;
       rc.name = *c.find_string("name");
-      rc.match = *c.find_string("match") == "any" ? ClaimRequirement::Match::kAny : ClaimRequirement::Match::kAll;
+      rc.match = *c.find_string("match") == "any" ? ClaimRequirement::Match::kAny
+                                                  : ClaimRequirement::Match::kAll;
       rc.values = strings(c.find("values"));
       req.claims.push_back(rc);
     }
@@ -70,11 +73,12 @@ struct Case {
 std::vector<Case> cases(const core::Json& doc) {
   std::vector<Case> out;
   for (const auto& c : doc.find("cases")->as_array()) {
-    Case k{*c.find_string("name"), *c.find_string("token"), requirements_from(*c.find("requirements")),
-           *c.find_string("expect"), ""};
+    Case k{*c.find_string("name"), *c.find_string("token"),
+           requirements_from(*c.find("requirements")), *c.find_string("expect"), ""};
     if (const std::string* m = c.find_string("message_contains")) k.message_contains = *m;
     if (const core::Json* rep = c.find("append_repeated")) {
-      for (double i = 0; i < rep->find("count")->as_number().value; ++i) k.token += *rep->find_string("text");
+      for (double i = 0; i < rep->find("count")->as_number().value; ++i)
+        k.token += *rep->find_string("text");
     }
     out.push_back(std::move(k));
   }
@@ -120,7 +124,8 @@ TEST_F(Vectors, EverySignatureBitFlipAndTruncationFails) {
       ASSERT_EQ(r.error().reason, Reason::kTokenSignatureInvalid) << c.name << " bit " << bit;
     }
     for (std::size_t len = 0; len < c.token.size(); ++len) {
-      ASSERT_FALSE(validate(std::string_view(c.token).substr(0, len), keys_, c.req, now).ok()) << c.name << " " << len;
+      ASSERT_FALSE(validate(std::string_view(c.token).substr(0, len), keys_, c.req, now).ok())
+          << c.name << " " << len;
     }
   }
 }
@@ -135,7 +140,8 @@ TEST_F(Vectors, AttackCorpusIsRejectedForTheRightReason) {
     ASSERT_FALSE(r.ok()) << c.name << " was accepted";
     EXPECT_EQ(reason_name(r.error().reason), c.expect) << c.name << ": " << r.error().message;
     if (!c.message_contains.empty()) {
-      EXPECT_NE(r.error().message.find(c.message_contains), std::string::npos) << c.name << ": " << r.error().message;
+      EXPECT_NE(r.error().message.find(c.message_contains), std::string::npos)
+          << c.name << ": " << r.error().message;
     }
   }
 }

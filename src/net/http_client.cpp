@@ -37,7 +37,8 @@ struct Target {
 };
 
 template <class Stream>
-asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Target& t, const FetchOptions& options,
+asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Target& t,
+                                                     const FetchOptions& options,
                                                      FetchResult& out) {
   bhttp::request<bhttp::empty_body> req{bhttp::verb::get, t.path, 11};
   const bool default_port = (t.tls && t.port == "443") || (!t.tls && t.port == "80");
@@ -64,8 +65,8 @@ asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Targe
   co_return std::nullopt;
 }
 
-asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Target& t, const FetchOptions& options,
-                                                FetchResult& out) {
+asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Target& t,
+                                                const FetchOptions& options, FetchResult& out) {
   tcp::resolver resolver(ioc);
   auto [rec, endpoints] = co_await resolver.async_resolve(t.host, t.port, kTuple);
   if (rec) co_return "resolving " + t.host + ": " + rec.message();
@@ -78,8 +79,8 @@ asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Tar
 
   asio::ssl::context ctx(asio::ssl::context::tls_client);
   boost::system::error_code ec;
-  ctx.set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                  asio::ssl::context::no_tlsv1_1);
+  ctx.set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                  asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
   if (options.ca_file.empty()) {
     ctx.set_default_verify_paths(ec);
   } else {
@@ -118,10 +119,11 @@ core::Result<FetchResult, std::string> fetch(const std::string& url, const Fetch
   FetchResult out;
   std::optional<std::string> error;
   bool done = false;
-  asio::co_spawn(ioc, run(ioc, t, options, out), [&](std::exception_ptr e, std::optional<std::string> r) {
-    done = true;
-    error = e ? std::optional<std::string>("internal error") : std::move(r);
-  });
+  asio::co_spawn(ioc, run(ioc, t, options, out),
+                 [&](std::exception_ptr e, std::optional<std::string> r) {
+                   done = true;
+                   error = e ? std::optional<std::string>("internal error") : std::move(r);
+                 });
   ioc.run_for(options.timeout + std::chrono::seconds(1));
   if (!done) return core::fail("fetching " + url + " timed out");
   if (error) return core::fail(*error);

@@ -24,6 +24,7 @@ struct FetchResult {
 
 // GET `url` (http or https). Errors name the step that failed ("TLS handshake with host:port:
 // certificate verify failed"). Non-2xx answers are results, not errors.
-core::Result<FetchResult, std::string> fetch(const std::string& url, const FetchOptions& options = {});
+core::Result<FetchResult, std::string> fetch(const std::string& url,
+                                             const FetchOptions& options = {});
 
 }  // namespace mcpgate::net

@@ -51,7 +51,8 @@ struct HttpServer::Impl {
   std::atomic<std::size_t> connections{0};
   std::atomic<bool> stopped{false};
 
-  bhttp::response<bhttp::string_body> to_beast(http::Response&& r, unsigned version, bool keep_alive) {
+  bhttp::response<bhttp::string_body> to_beast(http::Response&& r, unsigned version,
+                                               bool keep_alive) {
     bhttp::response<bhttp::string_body> res;
     res.version(version);
     res.result(static_cast<unsigned>(r.status));
@@ -97,14 +98,16 @@ struct HttpServer::Impl {
       (void)n;
       if (ec) {
         int status = 0;
-        if (ec == bhttp::error::header_limit) status = 431;
-        else if (ec == bhttp::error::body_limit) status = 413;
-        else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
-                 ec != asio::error::operation_aborted && ec != asio::ssl::error::stream_truncated &&
-                 ec != asio::error::connection_reset)
+        if (ec == bhttp::error::header_limit)
+          status = 431;
+        else if (ec == bhttp::error::body_limit)
+          status = 413;
+        else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
+                 ec != beast::error::timeout && ec != asio::error::operation_aborted &&
+                 ec != asio::ssl::error::stream_truncated && ec != asio::error::connection_reset)
           status = 400;
         if (status) {
-          std::string message = status == 431 ? "Request header fields too large"
+          std::string message = status == 431   ? "Request header fields too large"
                                 : status == 413 ? "Request body too large"
                                                 : "Bad request: " + ec.message();
           auto res = to_beast(local_error(status, std::move(message)), 11, false);
@@ -129,7 +132,8 @@ struct HttpServer::Impl {
       http::Request req;
       req.method = std::string(breq.method_string());
       req.target = std::string(breq.target());
-      for (const auto& field : breq) req.headers.add(std::string(field.name_string()), std::string(field.value()));
+      for (const auto& field : breq)
+        req.headers.add(std::string(field.name_string()), std::string(field.value()));
       req.body = std::move(breq.body());
       req.remote_address = remote;
       req.tls = tls;
@@ -152,34 +156,40 @@ HttpServer::~HttpServer() { stop(); }
 
 const std::vector<BoundAddress>& HttpServer::bound() const { return impl_->bound; }
 
-core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpServerOptions options, Handler handler) {
+core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpServerOptions options,
+                                                                         Handler handler) {
   std::unique_ptr<HttpServer> server(new HttpServer());
   Impl& impl = *server->impl_;
   impl.options = std::move(options);
   impl.handler = std::move(handler);
   const std::size_t threads = std::max<std::size_t>(1, impl.options.threads);
-  for (std::size_t i = 0; i < threads; ++i) impl.contexts.push_back(std::make_unique<asio::io_context>(1));
+  for (std::size_t i = 0; i < threads; ++i)
+    impl.contexts.push_back(std::make_unique<asio::io_context>(1));
 
   for (const auto& listen : impl.options.listen) {
-    if (listen.tls && !impl.options.tls) return core::fail(std::string("a TLS listener needs a certificate"));
+    if (listen.tls && !impl.options.tls)
+      return core::fail(std::string("a TLS listener needs a certificate"));
   }
   std::vector<asio::io_context*> contexts;
   for (auto& c : impl.contexts) contexts.push_back(c.get());
-  auto acceptors = Acceptors::open(impl.options.listen, contexts, [&impl](tcp::socket socket, bool tls, std::size_t worker) {
-    if (++impl.connections > impl.options.max_connections) {
-      --impl.connections;
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      return;
-    }
-    auto serve = [&impl](auto& stream, const std::string& remote, bool secure) -> awaitable<void> {
-      co_await impl.serve(stream, remote, secure);
-    };
-    asio::co_spawn(*impl.contexts[worker],
-                   run_connection(std::move(socket), ConnectionGuard(impl.connections),
-                                  tls ? impl.options.tls.get() : nullptr, impl.options.read_timeout, serve),
-                   asio::detached);
-  });
+  auto acceptors = Acceptors::open(
+      impl.options.listen, contexts, [&impl](tcp::socket socket, bool tls, std::size_t worker) {
+        if (++impl.connections > impl.options.max_connections) {
+          --impl.connections;
+          boost::system::error_code ignored;
+          socket.close(ignored);
+          return;
+        }
+        auto serve = [&impl](auto& stream, const std::string& remote,
+                             bool secure) -> awaitable<void> {
+          co_await impl.serve(stream, remote, secure);
+        };
+        asio::co_spawn(*impl.contexts[worker],
+                       run_connection(std::move(socket), ConnectionGuard(impl.connections),
+                                      tls ? impl.options.tls.get() : nullptr,
+                                      impl.options.read_timeout, serve),
+                       asio::detached);
+      });
   if (!acceptors) return core::fail(acceptors.error());
   impl.acceptors = std::move(acceptors.value());
   impl.bound = impl.acceptors->bound();

@@ -36,7 +36,8 @@ class HttpServer {
 
   // Binds every listener (so a port-0 listener has its port when this returns) and starts the
   // worker threads. Each thread has its own io_context and its own SO_REUSEPORT acceptors.
-  static core::Result<std::unique_ptr<HttpServer>, std::string> start(HttpServerOptions options, Handler handler);
+  static core::Result<std::unique_ptr<HttpServer>, std::string> start(HttpServerOptions options,
+                                                                      Handler handler);
   ~HttpServer();
 
   const std::vector<BoundAddress>& bound() const;

@@ -12,7 +12,8 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls, std::size_t worker, const Acceptors::OnAccept& on_accept) {
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls, std::size_t worker,
+                                  const Acceptors::OnAccept& on_accept) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
@@ -25,9 +26,9 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool tls, std::size_t
 
 }  // namespace
 
-core::Result<std::unique_ptr<Acceptors>, std::string> Acceptors::open(const std::vector<ListenAddress>& listen,
-                                                                      const std::vector<asio::io_context*>& contexts,
-                                                                      OnAccept on_accept) {
+core::Result<std::unique_ptr<Acceptors>, std::string> Acceptors::open(
+    const std::vector<ListenAddress>& listen, const std::vector<asio::io_context*>& contexts,
+    OnAccept on_accept) {
   std::unique_ptr<Acceptors> out(new Acceptors());
   out->on_accept_ = std::move(on_accept);
   for (const auto& l : listen) {
@@ -48,14 +49,17 @@ core::Result<std::unique_ptr<Acceptors>, std::string> Acceptors::open(const std:
       if (!ec && address.is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
       if (!ec) acceptor->bind(endpoint, ec);
       if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) return core::fail("cannot listen on " + l.host + ":" + std::to_string(port) + ": " + ec.message());
+      if (ec)
+        return core::fail("cannot listen on " + l.host + ":" + std::to_string(port) + ": " +
+                          ec.message());
       port = acceptor->local_endpoint().port();
       out->entries_.push_back({std::move(acceptor), i, l.tls});
     }
     out->bound_.push_back({l.host, port, l.tls});
   }
   for (auto& e : out->entries_) {
-    asio::co_spawn(e.acceptor->get_executor(), accept_loop(*e.acceptor, e.tls, e.worker, out->on_accept_), asio::detached);
+    asio::co_spawn(e.acceptor->get_executor(),
+                   accept_loop(*e.acceptor, e.tls, e.worker, out->on_accept_), asio::detached);
   }
   return out;
 }

@@ -30,13 +30,14 @@ namespace mcpgate::net {
 class Acceptors {
  public:
   // Runs on the accepting context's thread for each new connection.
-  using OnAccept = std::function<void(boost::asio::ip::tcp::socket socket, bool tls, std::size_t worker)>;
+  using OnAccept =
+      std::function<void(boost::asio::ip::tcp::socket socket, bool tls, std::size_t worker)>;
 
   // Binds every address on every context (a port-0 address gets one port, shared by all) and
   // starts accepting. Fails with the address and the reason when one cannot be bound.
-  static core::Result<std::unique_ptr<Acceptors>, std::string> open(const std::vector<ListenAddress>& listen,
-                                                                    const std::vector<boost::asio::io_context*>& contexts,
-                                                                    OnAccept on_accept);
+  static core::Result<std::unique_ptr<Acceptors>, std::string> open(
+      const std::vector<ListenAddress>& listen,
+      const std::vector<boost::asio::io_context*>& contexts, OnAccept on_accept);
   ~Acceptors();
   const std::vector<BoundAddress>& bound() const { return bound_; }
   // Stops accepting; safe from any thread (posted to each context).
@@ -59,7 +60,8 @@ class Acceptors {
 class ConnectionGuard {
  public:
   explicit ConnectionGuard(std::atomic<std::size_t>& count) : count_(&count) {}
-  ConnectionGuard(ConnectionGuard&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  ConnectionGuard(ConnectionGuard&& other) noexcept
+      : count_(std::exchange(other.count_, nullptr)) {}
   ConnectionGuard& operator=(ConnectionGuard&&) = delete;
   ~ConnectionGuard() {
     if (count_) --*count_;
@@ -73,8 +75,10 @@ class ConnectionGuard {
 // and calls `serve(stream, remote_address, secure)` with a beast::tcp_stream or a
 // beast::ssl_stream<beast::tcp_stream>; shuts the connection down after.
 template <class Serve>
-boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket, [[maybe_unused]] ConnectionGuard guard,
-                                            const TlsServerContext* tls, std::chrono::milliseconds handshake_timeout,
+boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket,
+                                            [[maybe_unused]] ConnectionGuard guard,
+                                            const TlsServerContext* tls,
+                                            std::chrono::milliseconds handshake_timeout,
                                             Serve serve) {
   namespace beast = boost::beast;
   constexpr auto kTuple = boost::asio::as_tuple(boost::asio::use_awaitable);

@@ -14,13 +14,14 @@ TlsServerContext::TlsServerContext() : impl_(std::make_unique<Impl>()) {}
 TlsServerContext::~TlsServerContext() = default;
 void* TlsServerContext::native() const { return &impl_->ctx; }
 
-core::Result<std::shared_ptr<TlsServerContext>, std::string> TlsServerContext::from_pem(std::string_view chain_pem,
-                                                                                      std::string_view key_pem) {
+core::Result<std::shared_ptr<TlsServerContext>, std::string> TlsServerContext::from_pem(
+    std::string_view chain_pem, std::string_view key_pem) {
   std::shared_ptr<TlsServerContext> out(new TlsServerContext());
   auto& ctx = out->impl_->ctx;
   boost::system::error_code ec;
-  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                      ssl::context::single_dh_use,
                   ec);
   if (!ec) ctx.use_certificate_chain(boost::asio::buffer(chain_pem.data(), chain_pem.size()), ec);
   if (ec) return core::fail("TLS certificate: " + ec.message());

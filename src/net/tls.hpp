@@ -13,8 +13,8 @@ namespace mcpgate::net {
 class TlsServerContext {
  public:
   // PEM certificate chain (leaf first) and PEM private key. TLS 1.2 and 1.3 only.
-  static core::Result<std::shared_ptr<TlsServerContext>, std::string> from_pem(std::string_view chain_pem,
-                                                                             std::string_view key_pem);
+  static core::Result<std::shared_ptr<TlsServerContext>, std::string> from_pem(
+      std::string_view chain_pem, std::string_view key_pem);
   ~TlsServerContext();
   void* native() const;  // boost::asio::ssl::context*
 

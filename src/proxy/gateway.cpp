@@ -69,7 +69,9 @@ struct Runtime {
   const Route* match(std::string_view path) const {
     for (const auto& r : routes) {
       const std::string& p = r.api.path;
-      if (p == "/" || path == p || (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/')) return &r;
+      if (p == "/" || path == p ||
+          (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/'))
+        return &r;
     }
     return nullptr;
   }
@@ -83,7 +85,8 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(const co
     auto url = boost::urls::parse_uri(b.url);
     if (!url) return core::fail("backend " + b.name + ": \"" + b.url + "\" is not a URL");
     if (url->scheme() != "http") {
-      return core::fail("backend " + b.name + ": https upstreams are not supported yet (use http://)");
+      return core::fail("backend " + b.name +
+                        ": https upstreams are not supported yet (use http://)");
     }
     Upstream u;
     u.name = b.name;
@@ -100,8 +103,9 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(const co
     rt->upstreams.push_back(std::move(u));
   }
   for (const auto& api : c.apis) rt->routes.push_back({api, index.at(api.backend)});
-  std::stable_sort(rt->routes.begin(), rt->routes.end(),
-                   [](const Route& a, const Route& b) { return a.api.path.size() > b.api.path.size(); });
+  std::stable_sort(rt->routes.begin(), rt->routes.end(), [](const Route& a, const Route& b) {
+    return a.api.path.size() > b.api.path.size();
+  });
   return std::shared_ptr<const Runtime>(std::move(rt));
 }
 
@@ -113,10 +117,12 @@ void strip_hop_by_hop(bhttp::fields& f) {
     if (!name.empty()) listed.emplace_back(name);
   }
   for (const auto& name : listed) {
-    if (!core::iequals(name, "transfer-encoding") && !core::iequals(name, "content-length")) f.erase(name);
+    if (!core::iequals(name, "transfer-encoding") && !core::iequals(name, "content-length"))
+      f.erase(name);
   }
-  for (auto field : {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection, bhttp::field::te,
-                     bhttp::field::upgrade, bhttp::field::trailer, bhttp::field::expect}) {
+  for (auto field :
+       {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
+        bhttp::field::te, bhttp::field::upgrade, bhttp::field::trailer, bhttp::field::expect}) {
     f.erase(field);
   }
 }
@@ -145,9 +151,9 @@ bool acceptable_request_id(std::string_view id) {
 // to the server's root (`event: endpoint` / `data: /message?sessionId=…`). When the gateway maps
 // a prefix onto that root, the path must carry the prefix again or the client's POSTs miss.
 struct EndpointRewriter {
-  std::string prefix;     // the API's path, e.g. "/legacy"
-  std::string pending;    // bytes of the first event seen so far
-  std::string out;        // what to write instead of the bytes read
+  std::string prefix;   // the API's path, e.g. "/legacy"
+  std::string pending;  // bytes of the first event seen so far
+  std::string out;      // what to write instead of the bytes read
   bool done = false;
   static constexpr std::size_t kMaxFirstEvent = 8192;
 
@@ -167,7 +173,8 @@ struct EndpointRewriter {
   std::string rewrite(std::string s) const {
     const auto event_end = s.find("\n\n") != std::string::npos ? s.find("\n\n") : s.size();
     const std::string_view event = std::string_view(s).substr(0, event_end);
-    if (event.find("event: endpoint") == std::string_view::npos && event.find("event:endpoint") == std::string_view::npos) {
+    if (event.find("event: endpoint") == std::string_view::npos &&
+        event.find("event:endpoint") == std::string_view::npos) {
       return s;
     }
     for (const char* key : {"data: /", "data:/"}) {
@@ -212,7 +219,9 @@ struct ApiStats {
   std::atomic<std::uint64_t> upstream_errors = 0;
 };
 
-void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 std::string prometheus_label(std::string_view v) {
   std::string out;
@@ -231,7 +240,8 @@ struct Gateway::Impl {
   struct Worker {
     asio::io_context ioc{1};
     std::unique_ptr<ApiStats[]> stats;  // one per route, and one for unmatched requests
-    std::unordered_map<std::size_t, std::vector<beast::tcp_stream>> idle;  // upstream index -> connections
+    std::unordered_map<std::size_t, std::vector<beast::tcp_stream>>
+        idle;  // upstream index -> connections
   };
 
   config::Config config;
@@ -247,7 +257,8 @@ struct Gateway::Impl {
   std::atomic<bool> stopping{false};
 
   void record(Worker& w, const Route* route, int status, double seconds, bool upstream_error) {
-    ApiStats& st = w.stats[route ? static_cast<std::size_t>(route - runtime->routes.data()) : runtime->routes.size()];
+    ApiStats& st = w.stats[route ? static_cast<std::size_t>(route - runtime->routes.data())
+                                 : runtime->routes.size()];
     const int cls = status >= 100 && status < 600 ? status / 100 - 1 : 5;
     bump(st.by_class[cls]);
     std::size_t b = 0;
@@ -260,8 +271,8 @@ struct Gateway::Impl {
   // ---- local replies ------------------------------------------------------------------------
 
   template <class Stream>
-  awaitable<bool> reply(Stream& stream, unsigned version, bool keep_alive, int status, std::string_view message,
-                        const std::string& request_id) {
+  awaitable<bool> reply(Stream& stream, unsigned version, bool keep_alive, int status,
+                        std::string_view message, const std::string& request_id) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), version};
     res.set(bhttp::field::content_type, "application/json; charset=utf-8");
     res.set("X-Request-Id", request_id);
@@ -276,7 +287,8 @@ struct Gateway::Impl {
 
   // ---- upstream connections -----------------------------------------------------------------
 
-  awaitable<std::pair<std::optional<beast::tcp_stream>, int>> connect(Worker& w, std::size_t index, bool& reused) {
+  awaitable<std::pair<std::optional<beast::tcp_stream>, int>> connect(Worker& w, std::size_t index,
+                                                                      bool& reused) {
     auto& idle = w.idle[index];
     while (!idle.empty()) {
       beast::tcp_stream s = std::move(idle.back());
@@ -295,7 +307,9 @@ struct Gateway::Impl {
     s.expires_after(u.connect_timeout);
     auto [cec, ep] = co_await s.async_connect(endpoints, kTuple);
     (void)ep;
-    if (cec) co_return std::pair{std::optional<beast::tcp_stream>(), cec == beast::error::timeout ? 504 : 502};
+    if (cec)
+      co_return std::pair{std::optional<beast::tcp_stream>(),
+                          cec == beast::error::timeout ? 504 : 502};
     boost::system::error_code ignored;
     s.socket().set_option(tcp::no_delay(true), ignored);
     co_return std::pair{std::optional<beast::tcp_stream>(std::move(s)), 0};
@@ -341,8 +355,9 @@ struct Gateway::Impl {
           co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id);
         } else if (hec == bhttp::error::body_limit) {
           co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id);
-        } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof && hec != beast::error::timeout &&
-                   hec != asio::error::connection_reset && hec != asio::ssl::error::stream_truncated &&
+        } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
+                   hec != beast::error::timeout && hec != asio::error::connection_reset &&
+                   hec != asio::ssl::error::stream_truncated &&
                    hec != asio::error::operation_aborted) {
           co_await reply(client, 11, false, 400, kBadRequest, request_id);
         }
@@ -374,8 +389,11 @@ struct Gateway::Impl {
                status == 502 || status == 504);
         if (!options.access_log) return;
         core::JsonObject o;
-        o.emplace_back("time", core::Json(core::format_utc(std::chrono::duration<double>(
-            std::chrono::system_clock::now().time_since_epoch()).count())));
+        o.emplace_back(
+            "time",
+            core::Json(core::format_utc(
+                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                    .count())));
         o.emplace_back("request_id", core::Json(request_id));
         o.emplace_back("client", core::Json(remote));
         o.emplace_back("api", route ? core::Json(route->api.name) : core::Json());
@@ -383,8 +401,10 @@ struct Gateway::Impl {
         o.emplace_back("path", core::Json(core::printable(path, 200)));
         o.emplace_back("status", core::Json::number(status));
         o.emplace_back("bytes", core::Json::number(static_cast<double>(bytes_out)));
-        o.emplace_back("duration_ms", core::Json::number(
-            std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
+        o.emplace_back(
+            "duration_ms",
+            core::Json::number(
+                std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
         o.emplace_back("upstream_ms", core::Json::number(upstream_ms));
         options.access_log(core::Json(std::move(o)).dump());
       };
@@ -393,19 +413,23 @@ struct Gateway::Impl {
       const bool body_pending = !req_p.is_done();
       if (!route) {
         status = 404;
-        const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 404, kNotFound, request_id);
+        const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 404,
+                                         kNotFound, request_id);
         log();
         if (!keep) co_return;
         continue;
       }
       if (!route->api.allowed_origins.empty()) {
-        // MCP Streamable HTTP: refuse other origins against DNS rebinding (mcp.md, transport security).
+        // MCP Streamable HTTP: refuse other origins against DNS rebinding (mcp.md, transport
+        // security).
         const auto origin = req[bhttp::field::origin];
         bool allowed = origin.empty();
-        for (const auto& o : route->api.allowed_origins) allowed = allowed || core::iequals(o, origin);
+        for (const auto& o : route->api.allowed_origins)
+          allowed = allowed || core::iequals(o, origin);
         if (!allowed) {
           status = 403;
-          const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 403, kOriginNotAllowed, request_id);
+          const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 403,
+                                           kOriginNotAllowed, request_id);
           log();
           if (!keep) co_return;
           continue;
@@ -414,7 +438,9 @@ struct Gateway::Impl {
 
       // The request as the upstream sees it.
       const Upstream& up = runtime->upstreams[route->upstream];
-      std::string rest = route->api.strip_prefix && route->api.path != "/" ? target.substr(route->api.path.size()) : target;
+      std::string rest = route->api.strip_prefix && route->api.path != "/"
+                             ? target.substr(route->api.path.size())
+                             : target;
       if (rest.empty() || rest[0] == '?') rest = "/" + rest;
       req.target(up.base_path + rest);
       strip_hop_by_hop(req);
@@ -451,7 +477,9 @@ struct Gateway::Impl {
         auto [wec, wn] = co_await bhttp::async_write_header(*upstream, sr, kTuple);
         (void)wn;
         boost::system::error_code relay_ec;
-        if (!wec && request_has_body) relay_ec = co_await relay_body(client, cbuf, req_p, *upstream, sr, limits.idle_timeout, up.response_timeout, relay_buf.get());
+        if (!wec && request_has_body)
+          relay_ec = co_await relay_body(client, cbuf, req_p, *upstream, sr, limits.idle_timeout,
+                                         up.response_timeout, relay_buf.get());
         if (relay_ec) {
           // Either side broke while the body was in flight: nothing can be retried.
           failure = relay_ec == bhttp::error::body_limit ? 413 : 502;
@@ -481,12 +509,15 @@ struct Gateway::Impl {
         upstream.reset();
         if (!(reused && !request_has_body)) break;
       }
-      upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
+      upstream_ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
       if (failure) {
         status = failure;
-        const std::string_view message = failure == 504 ? kGatewayTimeout
-                                         : failure == 413 ? kPayloadTooLarge
-                                                          : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
+        const std::string_view message =
+            failure == 504 ? kGatewayTimeout
+            : failure == 413
+                ? kPayloadTooLarge
+                : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
         co_await reply(client, version, false, failure, message, request_id);
         log();
         co_return;
@@ -497,10 +528,12 @@ struct Gateway::Impl {
       auto& res = res_p.get();
       status = static_cast<int>(res.result_int());
       const bool upstream_keep_alive = res.keep_alive();
-      const bool event_stream = core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
+      const bool event_stream =
+          core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
       strip_hop_by_hop(res);
       res.set("X-Request-Id", request_id);
-      if (event_stream) res.set("X-Accel-Buffering", "no");  // proxies in front of us must not buffer it
+      if (event_stream)
+        res.set("X-Accel-Buffering", "no");  // proxies in front of us must not buffer it
       res.version(version);
       bool keep = client_keep_alive && req_p.is_done();
       if (version < 11 && res.chunked()) {
@@ -518,7 +551,8 @@ struct Gateway::Impl {
       }
       // While the response streams, the upstream may be silent for long (SSE): no read timeout
       // then; a slow client still gets the idle timeout on each write.
-      const auto upstream_read_timeout = event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
+      const auto upstream_read_timeout =
+          event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
       std::uint64_t body_bytes = 0;
       std::shared_ptr<ClientWatch> watch;
       if (event_stream && cbuf.size() == 0) {
@@ -529,12 +563,14 @@ struct Gateway::Impl {
         asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
       }
       std::optional<EndpointRewriter> rewriter;
-      if (event_stream && route->api.type == "mcp" && route->api.strip_prefix && route->api.path != "/") {
+      if (event_stream && route->api.type == "mcp" && route->api.strip_prefix &&
+          route->api.path != "/") {
         rewriter.emplace();
         rewriter->prefix = route->api.path;
       }
-      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout, limits.idle_timeout,
-                                    relay_buf.get(), &body_bytes, rewriter ? &*rewriter : nullptr);
+      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout,
+                                    limits.idle_timeout, relay_buf.get(), &body_bytes,
+                                    rewriter ? &*rewriter : nullptr);
       bytes_out += body_bytes;
       if (watch) {
         --active_streams;
@@ -553,11 +589,11 @@ struct Gateway::Impl {
   // Copies a message body from `in` (parsed by `p`) to `out` (serialized by `sr`) as it arrives:
   // each read is written before the next, so nothing is held back (SSE events go out at once).
   template <bool isRequest, class In, class Out>
-  awaitable<boost::system::error_code> relay_body(In& in, beast::flat_buffer& inbuf, bhttp::parser<isRequest, bhttp::buffer_body>& p,
-                                                  Out& out, bhttp::serializer<isRequest, bhttp::buffer_body>& sr,
-                                                  std::chrono::milliseconds read_timeout, std::chrono::milliseconds write_timeout,
-                                                  char* buf, std::uint64_t* copied = nullptr,
-                                                  EndpointRewriter* rewriter = nullptr) {
+  awaitable<boost::system::error_code> relay_body(
+      In& in, beast::flat_buffer& inbuf, bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
+      bhttp::serializer<isRequest, bhttp::buffer_body>& sr, std::chrono::milliseconds read_timeout,
+      std::chrono::milliseconds write_timeout, char* buf, std::uint64_t* copied = nullptr,
+      EndpointRewriter* rewriter = nullptr) {
     constexpr std::size_t buf_size = kRelayBuffer;
     while (true) {
       if (!p.is_done()) {
@@ -575,7 +611,8 @@ struct Gateway::Impl {
         p.get().body().data = buf;
         p.get().body().more = !p.is_done();
         if (rewriter && !rewriter->done) {
-          const auto bytes = rewriter->feed(std::string_view(buf, p.get().body().size), p.is_done());
+          const auto bytes =
+              rewriter->feed(std::string_view(buf, p.get().body().size), p.is_done());
           p.get().body().data = const_cast<char*>(bytes.data());
           p.get().body().size = bytes.size();
         }
@@ -605,7 +642,8 @@ Gateway::~Gateway() {
 }
 const std::vector<net::BoundAddress>& Gateway::bound() const { return impl_->bound; }
 
-core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config::Config& config, GatewayOptions options) {
+core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config::Config& config,
+                                                                   GatewayOptions options) {
   std::unique_ptr<Gateway> gw(new Gateway());
   Impl& impl = *gw->impl_;
   impl.config = config;
@@ -616,7 +654,8 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   for (const auto& l : config.listeners) {
     if (!l.tls) continue;
     std::string chain, key;
-    for (auto [path, out] : {std::pair{l.tls->cert_file, &chain}, std::pair{l.tls->key_file, &key}}) {
+    for (auto [path, out] :
+         {std::pair{l.tls->cert_file, &chain}, std::pair{l.tls->key_file, &key}}) {
       std::ifstream in(path, std::ios::binary);
       if (!in) return core::fail("cannot read " + path);
       out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -626,7 +665,8 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
     impl.tls = std::move(ctx.value());
     break;  // one certificate for all TLS listeners (SNI per listener comes later)
   }
-  const std::size_t n = config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t n =
+      config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < n; ++i) {
     impl.workers.push_back(std::make_unique<Impl::Worker>());
     impl.workers.back()->stats.reset(new ApiStats[impl.runtime->routes.size() + 1]);
@@ -635,22 +675,27 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   for (const auto& l : config.listeners) listen.push_back({l.address, l.port, l.tls.has_value()});
   std::vector<asio::io_context*> contexts;
   for (auto& w : impl.workers) contexts.push_back(&w->ioc);
-  auto acceptors = net::Acceptors::open(listen, contexts, [&impl](tcp::socket socket, bool secure, std::size_t worker) {
-    if (++impl.connections > impl.runtime->limits.max_connections_per_worker * impl.workers.size()) {
-      --impl.connections;
-      boost::system::error_code ignored;
-      socket.close(ignored);
-      return;
-    }
-    Impl::Worker& w = *impl.workers[worker];
-    auto serve = [&impl, &w](auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
-      co_await impl.serve(stream, w, remote, tls);
-    };
-    asio::co_spawn(w.ioc,
-                   net::run_connection(std::move(socket), net::ConnectionGuard(impl.connections), secure ? impl.tls.get() : nullptr,
-                                       impl.runtime->limits.header_timeout, serve),
-                   asio::detached);
-  });
+  auto acceptors = net::Acceptors::open(
+      listen, contexts, [&impl](tcp::socket socket, bool secure, std::size_t worker) {
+        if (++impl.connections >
+            impl.runtime->limits.max_connections_per_worker * impl.workers.size()) {
+          --impl.connections;
+          boost::system::error_code ignored;
+          socket.close(ignored);
+          return;
+        }
+        Impl::Worker& w = *impl.workers[worker];
+        auto serve = [&impl, &w](auto& stream, const std::string& remote,
+                                 bool tls) -> awaitable<void> {
+          co_await impl.serve(stream, w, remote, tls);
+        };
+        asio::co_spawn(
+            w.ioc,
+            net::run_connection(std::move(socket), net::ConnectionGuard(impl.connections),
+                                secure ? impl.tls.get() : nullptr,
+                                impl.runtime->limits.header_timeout, serve),
+            asio::detached);
+      });
   if (!acceptors) return core::fail(acceptors.error());
   impl.acceptors = std::move(acceptors.value());
   impl.bound = impl.acceptors->bound();
@@ -663,47 +708,74 @@ bool Gateway::ready() const { return !impl_->stopping.load(); }
 std::string Gateway::metrics_text() const {
   const Impl& impl = *impl_;
   const auto& routes = impl.runtime->routes;
-  const auto api_name = [&](std::size_t i) { return i < routes.size() ? prometheus_label(routes[i].api.name) : std::string("(none)"); };
+  const auto api_name = [&](std::size_t i) {
+    return i < routes.size() ? prometheus_label(routes[i].api.name) : std::string("(none)");
+  };
   const auto sum = [&](auto field) {
     std::uint64_t total = 0;
     for (const auto& w : impl.workers) total += field(*w);
     return total;
   };
   std::string out;
-  out += "# HELP mcpgate_requests_total Requests by API and status class.\n# TYPE mcpgate_requests_total counter\n";
+  out +=
+      "# HELP mcpgate_requests_total Requests by API and status class.\n# TYPE "
+      "mcpgate_requests_total counter\n";
   static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
   for (std::size_t i = 0; i <= routes.size(); ++i) {
     for (int c = 0; c < 6; ++c) {
-      const auto n = sum([&](const Impl::Worker& w) { return w.stats[i].by_class[c].load(std::memory_order_relaxed); });
-      if (n) out += "mcpgate_requests_total{api=\"" + api_name(i) + "\",code=\"" + kClasses[c] + "\"} " + std::to_string(n) + "\n";
+      const auto n = sum([&](const Impl::Worker& w) {
+        return w.stats[i].by_class[c].load(std::memory_order_relaxed);
+      });
+      if (n)
+        out += "mcpgate_requests_total{api=\"" + api_name(i) + "\",code=\"" + kClasses[c] + "\"} " +
+               std::to_string(n) + "\n";
     }
   }
-  out += "# HELP mcpgate_request_duration_seconds Time from request head to the end of the response.\n"
-         "# TYPE mcpgate_request_duration_seconds histogram\n";
+  out +=
+      "# HELP mcpgate_request_duration_seconds Time from request head to the end of the response.\n"
+      "# TYPE mcpgate_request_duration_seconds histogram\n";
   for (std::size_t i = 0; i <= routes.size(); ++i) {
     std::uint64_t cumulative = 0;
     const std::string label = "api=\"" + api_name(i) + "\"";
     for (std::size_t b = 0; b <= kBucketCount; ++b) {
-      cumulative += sum([&](const Impl::Worker& w) { return w.stats[i].buckets[b].load(std::memory_order_relaxed); });
+      cumulative += sum([&](const Impl::Worker& w) {
+        return w.stats[i].buckets[b].load(std::memory_order_relaxed);
+      });
       char le[32];
-      if (b < kBucketCount) std::snprintf(le, sizeof le, "%g", kBuckets[b]);
-      else std::snprintf(le, sizeof le, "+Inf");
-      out += "mcpgate_request_duration_seconds_bucket{" + label + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+      if (b < kBucketCount)
+        std::snprintf(le, sizeof le, "%g", kBuckets[b]);
+      else
+        std::snprintf(le, sizeof le, "+Inf");
+      out += "mcpgate_request_duration_seconds_bucket{" + label + ",le=\"" + le + "\"} " +
+             std::to_string(cumulative) + "\n";
     }
-    const double seconds = static_cast<double>(sum([&](const Impl::Worker& w) { return w.stats[i].duration_us.load(std::memory_order_relaxed); })) / 1e6;
+    const double seconds = static_cast<double>(sum([&](const Impl::Worker& w) {
+                             return w.stats[i].duration_us.load(std::memory_order_relaxed);
+                           })) /
+                           1e6;
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.6f", seconds);
     out += "mcpgate_request_duration_seconds_sum{" + label + "} " + buf + "\n";
-    out += "mcpgate_request_duration_seconds_count{" + label + "} " + std::to_string(cumulative) + "\n";
+    out += "mcpgate_request_duration_seconds_count{" + label + "} " + std::to_string(cumulative) +
+           "\n";
   }
-  out += "# HELP mcpgate_upstream_errors_total Requests answered 502 or 504 by the gateway.\n# TYPE mcpgate_upstream_errors_total counter\n";
+  out +=
+      "# HELP mcpgate_upstream_errors_total Requests answered 502 or 504 by the gateway.\n# TYPE "
+      "mcpgate_upstream_errors_total counter\n";
   for (std::size_t i = 0; i < routes.size(); ++i) {
     out += "mcpgate_upstream_errors_total{api=\"" + api_name(i) + "\"} " +
-           std::to_string(sum([&](const Impl::Worker& w) { return w.stats[i].upstream_errors.load(std::memory_order_relaxed); })) + "\n";
+           std::to_string(sum([&](const Impl::Worker& w) {
+             return w.stats[i].upstream_errors.load(std::memory_order_relaxed);
+           })) +
+           "\n";
   }
-  out += "# HELP mcpgate_active_connections Open client connections.\n# TYPE mcpgate_active_connections gauge\n";
+  out +=
+      "# HELP mcpgate_active_connections Open client connections.\n# TYPE "
+      "mcpgate_active_connections gauge\n";
   out += "mcpgate_active_connections " + std::to_string(impl.connections.load()) + "\n";
-  out += "# HELP mcpgate_active_sse_streams Event streams being relayed.\n# TYPE mcpgate_active_sse_streams gauge\n";
+  out +=
+      "# HELP mcpgate_active_sse_streams Event streams being relayed.\n# TYPE "
+      "mcpgate_active_sse_streams gauge\n";
   out += "mcpgate_active_sse_streams " + std::to_string(impl.active_streams.load()) + "\n";
   return out;
 }
@@ -712,7 +784,8 @@ void Gateway::stop(std::chrono::milliseconds grace) {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   if (impl_->acceptors) impl_->acceptors->close();
   const auto deadline = Clock::now() + grace;
-  while (impl_->in_flight.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (impl_->in_flight.load() > 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (auto& w : impl_->workers) w->ioc.stop();
   for (auto& t : impl_->threads) {
     if (t.joinable()) t.join();

@@ -20,7 +20,8 @@ struct GatewayOptions {
 
 class Gateway {
  public:
-  static core::Result<std::unique_ptr<Gateway>, std::string> start(const config::Config& config, GatewayOptions options);
+  static core::Result<std::unique_ptr<Gateway>, std::string> start(const config::Config& config,
+                                                                   GatewayOptions options);
   ~Gateway();
   const std::vector<net::BoundAddress>& bound() const;
   // Prometheus text exposition of the gateway's counters (for the admin listener's /metrics).

@@ -7,14 +7,17 @@
 
 namespace mcpgate::proxy {
 
-// The JSON body APIM writes, byte for byte: `{ "statusCode": 404, "message": "Resource not found" }`.
+// The JSON body APIM writes, byte for byte: `{ "statusCode": 404, "message": "Resource not found"
+// }`.
 std::string apim_error_body(int status, std::string_view message);
 
 // The texts we answer with when the gateway itself refuses or fails (docs/compatibility.md).
 inline constexpr std::string_view kNotFound = "Resource not found";
 inline constexpr std::string_view kBadGateway = "Bad gateway: the backend could not be reached";
-inline constexpr std::string_view kGatewayTimeout = "Gateway timeout: the backend did not answer in time";
-inline constexpr std::string_view kBadBackendResponse = "Bad gateway: the backend sent an invalid response";
+inline constexpr std::string_view kGatewayTimeout =
+    "Gateway timeout: the backend did not answer in time";
+inline constexpr std::string_view kBadBackendResponse =
+    "Bad gateway: the backend sent an invalid response";
 inline constexpr std::string_view kPayloadTooLarge = "Request entity too large";
 inline constexpr std::string_view kHeadersTooLarge = "Request header fields too large";
 inline constexpr std::string_view kBadRequest = "Bad request";
