@@ -244,7 +244,6 @@ struct Gateway::Impl {
         idle;  // upstream index -> connections
   };
 
-  config::Config config;
   GatewayOptions options;
   std::shared_ptr<const Runtime> runtime;
   std::shared_ptr<const net::TlsServerContext> tls;
@@ -646,7 +645,6 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
                                                                    GatewayOptions options) {
   std::unique_ptr<Gateway> gw(new Gateway());
   Impl& impl = *gw->impl_;
-  impl.config = config;
   impl.options = std::move(options);
   auto rt = build_runtime(config);
   if (!rt) return core::fail(rt.error());

@@ -265,6 +265,25 @@ class GatewayLifecycle(unittest.TestCase):
             r = subprocess.run([MCPGATE, "gateway", "--check", "-c", f.name], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_slow_clients_are_dropped_after_the_header_timeout(self):
+        up = FakeUpstream()
+        gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: [{{path: /, backend: fake}}]
+limits: {{header_timeout_ms: 300}}
+""").start()
+        try:
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                s.sendall(b"GET /json HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+                started = time.time()
+                self.assertEqual(s.recv(100), b"")  # closed by the gateway, no answer
+                self.assertLess(time.time() - started, 5)
+            self.assertEqual(requests.get(gw.url + "/json", timeout=10).status_code, 200)
+        finally:
+            gw.cleanup()
+            up.stop()
+
     def test_sigterm_lets_in_flight_requests_finish(self):
         up = FakeUpstream()
         gw = Gateway(f"""
