@@ -1,5 +1,6 @@
 // app: `mcpgate gateway` — load and check the configuration, run the data plane, drain on SIGTERM.
 #include <signal.h>
+#include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
 #include <fstream>
@@ -18,14 +19,36 @@ namespace {
 struct GatewayCommand {
   std::string config_path = "mcpgate.yaml";
   bool check = false;
+  bool watch = true;
   std::string ready_file;
 };
+
+// What tells a changed file from an unchanged one without reading it: the file the path leads
+// to now (symlinks followed), its size and its modification time.
+struct FileStamp {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+  bool operator!=(const FileStamp& o) const {
+    return exists != o.exists || dev != o.dev || ino != o.ino || size != o.size ||
+           mtime.tv_sec != o.mtime.tv_sec || mtime.tv_nsec != o.mtime.tv_nsec;
+  }
+};
+
+FileStamp file_stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {true, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+}
 
 int run_gateway(const GatewayCommand& o) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto loaded = config::load(o.config_path);
@@ -120,9 +143,49 @@ int run_gateway(const GatewayCommand& o) {
     std::lock_guard lock(log_mu);
     std::cerr << "mcpgate gateway: ready " << ready_json << std::endl;
   }
+  // Reload on SIGHUP, and when the file changes (checked once a second: cheap, and it follows
+  // editors that replace the file and Kubernetes' symlink swaps alike).
+  const auto say = [&log_mu](const std::string& line) {
+    std::lock_guard lock(log_mu);
+    std::cerr << "mcpgate gateway: " << line << std::endl;
+  };
+  const auto reload = [&](const char* why) {
+    auto next = config::load(o.config_path);
+    if (!next.ok()) {
+      (*gw)->reload_rejected();
+      std::string all;
+      for (const auto& e : next.errors) all += "\n  " + e.to_string();
+      say(std::string("reload (") + why + ") rejected, still serving the previous configuration:" +
+          all);
+      return;
+    }
+    if (auto refused = (*gw)->reload(next.config)) {
+      say(std::string("reload (") + why + ") rejected, still serving the previous configuration: " +
+          *refused);
+      return;
+    }
+    say(std::string("reloaded ") + o.config_path + " (" + why + "; " +
+        std::to_string(next.config.apis.size()) + " APIs, " +
+        std::to_string(next.config.backends.size()) + " backends)");
+  };
+  FileStamp stamp = file_stamp(o.config_path);
   int sig = 0;
-  sigwait(&signals, &sig);
-  std::cerr << "mcpgate gateway: draining (signal " << sig << ")" << std::endl;
+  while (true) {
+    const timespec second{1, 0};
+    sig = o.watch ? sigtimedwait(&signals, nullptr, &second) : sigwaitinfo(&signals, nullptr);
+    if (sig == SIGHUP) {
+      stamp = file_stamp(o.config_path);
+      reload("SIGHUP");
+    } else if (sig == SIGINT || sig == SIGTERM) {
+      break;
+    } else if (o.watch) {
+      if (const FileStamp now = file_stamp(o.config_path); now != stamp) {
+        stamp = now;
+        if (now.exists) reload("file changed");
+      }
+    }
+  }
+  say("draining (signal " + std::to_string(sig) + ")");
   (*gw)->stop(std::chrono::seconds(10));
   if (admin) admin->stop();
   return 0;
@@ -137,6 +200,8 @@ void add_gateway_commands(CLI::App& app, int& exit_code) {
   gw->add_option("-c,--config", o->config_path, "Configuration file")->capture_default_str();
   gw->add_flag("--check", o->check,
                "Load and check the configuration, print every problem, and exit");
+  gw->add_flag("!--no-watch", o->watch,
+               "Reload on SIGHUP only, not when the configuration file changes");
   gw->add_option("--ready-file", o->ready_file,
                  "Write {\"listeners\":[URL...]} here once listening");
   gw->callback([o, &exit_code] { exit_code = run_gateway(*o); });

@@ -75,9 +75,23 @@ class Reader {
     }
   }
 
-  void millis(const YAML::Node& node, const std::string& what, std::chrono::milliseconds& out) {
-    if (auto v = number<long long>(node, what, 1, 24LL * 3600 * 1000))
+  void millis(const YAML::Node& node, const std::string& what, std::chrono::milliseconds& out,
+              long long min = 1) {
+    if (auto v = number<long long>(node, what, min, 24LL * 3600 * 1000))
       out = std::chrono::milliseconds(*v);
+  }
+
+  std::vector<std::string> strings(const YAML::Node& node, const std::string& what,
+                                   const std::string& example) {
+    std::vector<std::string> out;
+    if (!node.IsSequence()) {
+      error(node, what + " must be a list, e.g. " + example);
+      return out;
+    }
+    for (const auto& item : node) {
+      if (auto v = string(item, what + " entries")) out.push_back(*v);
+    }
+    return out;
   }
 
   const std::string& file() const { return file_; }
@@ -259,7 +273,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         const std::string where = "apis[" + std::to_string(i) + "]";
         if (!r.mapping(
                 n, where,
-                {"name", "path", "type", "backend", "strip_prefix", "allowed_origins", "policy"}))
+                {"name", "path", "type", "backend", "strip_prefix", "allowed_origins",
+                 "allowed_hosts", "request_timeout_ms", "sse_keepalive_ms", "policy"}))
           continue;
         Api api;
         api.name = n["name"] ? r.string(n["name"], where + ".name").value_or("")
@@ -291,15 +306,26 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         }
         if (n["strip_prefix"])
           api.strip_prefix = r.boolean(n["strip_prefix"], where + ".strip_prefix").value_or(false);
-        if (const auto& o = n["allowed_origins"]; o) {
-          if (!o.IsSequence()) {
-            r.error(
-                o,
-                where +
-                    ".allowed_origins must be a list of origins, e.g. [\"https://app.example\"]");
-          } else {
-            for (const auto& item : o) api.allowed_origins.push_back(item.as<std::string>());
+        if (n["allowed_origins"]) {
+          api.allowed_origins = r.strings(n["allowed_origins"], where + ".allowed_origins",
+                                          "[\"https://app.example\"]");
+        }
+        if (n["allowed_hosts"]) {
+          api.allowed_hosts = r.strings(n["allowed_hosts"], where + ".allowed_hosts",
+                                        "[\"localhost\", \"mcp.example.com:8443\"]");
+          for (const auto& h : api.allowed_hosts) {
+            if (h.empty() || h.find_first_of(" /@\t") != std::string::npos)
+              r.error(n["allowed_hosts"], where + ".allowed_hosts: \"" + h +
+                                              "\" is not a host name or host:port");
           }
+        }
+        if (n["request_timeout_ms"])
+          r.millis(n["request_timeout_ms"], where + ".request_timeout_ms", api.request_timeout, 0);
+        if (n["sse_keepalive_ms"]) {
+          r.millis(n["sse_keepalive_ms"], where + ".sse_keepalive_ms", api.sse_keepalive, 0);
+          if (api.sse_keepalive.count() > 0 && api.sse_keepalive.count() < 100)
+            r.error(n["sse_keepalive_ms"],
+                    where + ".sse_keepalive_ms must be 0 (off) or at least 100");
         }
         if (n["policy"])
           r.error(n["policy"], where +
@@ -313,7 +339,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
   if (const auto& l = root["limits"]; l) {
     if (r.mapping(l, "limits",
                   {"max_header_bytes", "max_body_bytes", "header_timeout_ms", "idle_timeout_ms",
-                   "max_connections_per_worker"})) {
+                   "max_connections_per_worker", "request_timeout_ms"})) {
       if (l["max_header_bytes"]) {
         c.limits.max_header_bytes =
             r.number<std::size_t>(l["max_header_bytes"], "limits.max_header_bytes", 1024, 1 << 20)
@@ -329,6 +355,9 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         r.millis(l["header_timeout_ms"], "limits.header_timeout_ms", c.limits.header_timeout);
       if (l["idle_timeout_ms"])
         r.millis(l["idle_timeout_ms"], "limits.idle_timeout_ms", c.limits.idle_timeout);
+      if (l["request_timeout_ms"])
+        r.millis(l["request_timeout_ms"], "limits.request_timeout_ms", c.limits.request_timeout,
+                 0);
       if (l["max_connections_per_worker"]) {
         c.limits.max_connections_per_worker =
             r.number<std::size_t>(l["max_connections_per_worker"],

@@ -50,6 +50,9 @@ struct Api {
   std::string backend;
   bool strip_prefix = false;
   std::vector<std::string> allowed_origins;  // MCP DNS-rebinding protection when not empty
+  std::vector<std::string> allowed_hosts;    // likewise for Host ("name" or "name:port")
+  std::chrono::milliseconds request_timeout{-1};  // -1: limits.request_timeout; 0: none
+  std::chrono::milliseconds sse_keepalive{0};     // 0: no keep-alive comments
 };
 
 struct Limits {
@@ -58,6 +61,8 @@ struct Limits {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{75'000};
   std::size_t max_connections_per_worker = 10'000;
+  // From the request head to the end of the response (event streams: to the response head).
+  std::chrono::milliseconds request_timeout{0};  // 0: none
 };
 
 struct Config {

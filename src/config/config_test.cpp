@@ -20,9 +20,10 @@ named_values:
 backends:
   mcp: {url: "http://127.0.0.1:3000", response_timeout_ms: 1000}
 apis:
-  - {name: mcp, path: /mcp, type: mcp, backend: mcp, strip_prefix: true, allowed_origins: ["https://app.example"]}
+  - {name: mcp, path: /mcp, type: mcp, backend: mcp, strip_prefix: true, allowed_origins: ["https://app.example"],
+     allowed_hosts: [localhost, "127.0.0.1:8080"], sse_keepalive_ms: 15000, request_timeout_ms: 0}
   - {path: /, backend: mcp}
-limits: {max_body_bytes: 1024, header_timeout_ms: 500}
+limits: {max_body_bytes: 1024, header_timeout_ms: 500, request_timeout_ms: 30000}
 workers: 2
 access_log: "off"
 )",
@@ -38,6 +39,11 @@ access_log: "off"
   EXPECT_EQ(c.apis[0].type, "mcp");
   EXPECT_TRUE(c.apis[0].strip_prefix);
   EXPECT_EQ(c.apis[0].allowed_origins.at(0), "https://app.example");
+  EXPECT_EQ(c.apis[0].allowed_hosts.at(1), "127.0.0.1:8080");
+  EXPECT_EQ(c.apis[0].sse_keepalive.count(), 15000);
+  EXPECT_EQ(c.apis[0].request_timeout.count(), 0);
+  EXPECT_EQ(c.apis[1].request_timeout.count(), -1);  // inherits limits.request_timeout_ms
+  EXPECT_EQ(c.limits.request_timeout.count(), 30000);
   EXPECT_EQ(c.apis[1].name, "api1");
   EXPECT_EQ(c.limits.max_body_bytes, 1024u);
   EXPECT_EQ(c.workers, 2u);
@@ -51,7 +57,7 @@ backends:
   mcp: {url: "ftp://x", timeout: 3}
 apis:
   - {path: mcp/, backend: nope, type: grpc}
-  - {path: /a, backend: mcp, policy: p.xml}
+  - {path: /a, backend: mcp, policy: p.xml, allowed_hosts: "x", sse_keepalive_ms: 5}
 named_values:
   bad name: x
   twice: {value: a, env: B}
@@ -71,6 +77,8 @@ colour: blue
            "bad.yaml:6: apis[0].type must be http or mcp",
            "bad.yaml:6: apis[0]: no backend named \"nope\"",
            "bad.yaml:7: apis[1].policy: policy documents arrive with the policy engine",
+           "bad.yaml:7: apis[1].allowed_hosts must be a list",
+           "bad.yaml:7: apis[1].sse_keepalive_ms must be 0 (off) or at least 100",
            "bad.yaml:9: named value \"bad name\": names may hold",
            "bad.yaml:10: named value \"twice\" needs exactly one of value, env or file",
            "bad.yaml:11: limits.max_header_bytes must be between 1024 and 1048576",

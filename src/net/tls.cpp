@@ -30,4 +30,32 @@ core::Result<std::shared_ptr<TlsServerContext>, std::string> TlsServerContext::f
   return out;
 }
 
+struct TlsClientContext::Impl {
+  ssl::context ctx{ssl::context::tls_client};
+};
+
+TlsClientContext::TlsClientContext() : impl_(std::make_unique<Impl>()) {}
+TlsClientContext::~TlsClientContext() = default;
+void* TlsClientContext::native() const { return &impl_->ctx; }
+
+core::Result<std::shared_ptr<TlsClientContext>, std::string> TlsClientContext::create(
+    const std::string& ca_file) {
+  std::shared_ptr<TlsClientContext> out(new TlsClientContext());
+  auto& ctx = out->impl_->ctx;
+  boost::system::error_code ec;
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                  ec);
+  if (ec) return core::fail("TLS client options: " + ec.message());
+  ctx.set_verify_mode(ssl::verify_peer, ec);
+  if (ca_file.empty()) {
+    ctx.set_default_verify_paths(ec);
+    if (ec) return core::fail("the system certificate store: " + ec.message());
+  } else {
+    ctx.load_verify_file(ca_file, ec);
+    if (ec) return core::fail(ca_file + ": no usable CA certificates (" + ec.message() + ")");
+  }
+  return out;
+}
+
 }  // namespace mcpgate::net

@@ -24,4 +24,20 @@ class TlsServerContext {
   std::unique_ptr<Impl> impl_;
 };
 
+// Upstream side: verifies the server's chain against the system store, or against `ca_file` alone
+// when one is given. Host name checks and SNI are set per connection by the caller. TLS 1.2 and
+// 1.3 only.
+class TlsClientContext {
+ public:
+  static core::Result<std::shared_ptr<TlsClientContext>, std::string> create(
+      const std::string& ca_file);
+  ~TlsClientContext();
+  void* native() const;  // boost::asio::ssl::context*
+
+ private:
+  TlsClientContext();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace mcpgate::net

@@ -5,8 +5,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -14,23 +17,27 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <boost/url/parse.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
+#include <future>
+#include <map>
+#include <mutex>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
+#include "net/upstream.hpp"
 #include "proxy/local_reply.hpp"
+#include "proxy/runtime.hpp"
 
 namespace mcpgate::proxy {
 
@@ -43,71 +50,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-struct Upstream {
-  std::string name;
-  std::string host;
-  std::string port;
-  std::string host_header;
-  std::string base_path;  // without a trailing '/'
-  std::chrono::milliseconds connect_timeout;
-  std::chrono::milliseconds response_timeout;
-  std::size_t max_idle;
-};
-
-struct Route {
-  config::Api api;
-  std::size_t upstream = 0;
-};
-
-// Everything a request needs, immutable once built.
-struct Runtime {
-  std::vector<Upstream> upstreams;
-  std::vector<Route> routes;  // longest prefix first
-  config::Limits limits;
-
-  const Route* match(std::string_view path) const {
-    for (const auto& r : routes) {
-      const std::string& p = r.api.path;
-      if (p == "/" || path == p ||
-          (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/'))
-        return &r;
-    }
-    return nullptr;
-  }
-};
-
-core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(const config::Config& c) {
-  auto rt = std::make_shared<Runtime>();
-  rt->limits = c.limits;
-  std::unordered_map<std::string, std::size_t> index;
-  for (const auto& b : c.backends) {
-    auto url = boost::urls::parse_uri(b.url);
-    if (!url) return core::fail("backend " + b.name + ": \"" + b.url + "\" is not a URL");
-    if (url->scheme() != "http") {
-      return core::fail("backend " + b.name +
-                        ": https upstreams are not supported yet (use http://)");
-    }
-    Upstream u;
-    u.name = b.name;
-    u.host = std::string(url->host_address());
-    if (u.host.size() > 2 && u.host.front() == '[') u.host = u.host.substr(1, u.host.size() - 2);
-    u.port = url->has_port() ? std::string(url->port()) : "80";
-    u.host_header = std::string(url->encoded_host_and_port());
-    u.base_path = std::string(url->encoded_path());
-    while (!u.base_path.empty() && u.base_path.back() == '/') u.base_path.pop_back();
-    u.connect_timeout = b.connect_timeout;
-    u.response_timeout = b.response_timeout;
-    u.max_idle = b.max_idle_connections;
-    index[b.name] = rt->upstreams.size();
-    rt->upstreams.push_back(std::move(u));
-  }
-  for (const auto& api : c.apis) rt->routes.push_back({api, index.at(api.backend)});
-  std::stable_sort(rt->routes.begin(), rt->routes.end(), [](const Route& a, const Route& b) {
-    return a.api.path.size() > b.api.path.size();
-  });
-  return std::shared_ptr<const Runtime>(std::move(rt));
-}
 
 // RFC 9110 §7.6.1: fields that describe one connection, not the message.
 void strip_hop_by_hop(bhttp::fields& f) {
@@ -145,7 +87,6 @@ bool acceptable_request_id(std::string_view id) {
   return true;
 }
 
-}  // namespace
 
 // Legacy HTTP+SSE (MCP 2024-11-05): the first event names the URL to POST messages to, relative
 // to the server's root (`event: endpoint` / `data: /message?sessionId=…`). When the gateway maps
@@ -191,24 +132,56 @@ struct EndpointRewriter {
 
 // While an event stream is relayed, the client sends nothing; the first sign of it reading
 // ready is its going away (or a pipelined request, which nobody sends during an SSE response).
+// While an event stream is relayed, the client sends nothing; the first sign of it reading
+// ready is its going away (or a pipelined request, which nobody sends during an SSE response).
 struct ClientWatch {
   bool active = true;
   bool client_gone = false;
-  beast::tcp_stream* upstream = nullptr;
+  net::UpstreamConn* upstream = nullptr;
 };
 
 awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
   auto [ec] = co_await client.async_wait(tcp::socket::wait_read, kTuple);
   if (!watch->active || ec == asio::error::operation_aborted) co_return;
   watch->client_gone = true;
-  boost::system::error_code ignored;
-  watch->upstream->socket().close(ignored);  // ends the relay's pending upstream read at once
+  watch->upstream->close();  // ends the relay's pending upstream read at once
 }
+
+// SSE keep-alive comments (`:` lines) for silent streams, written between events only. The relay
+// and the heartbeat take turns at the client: `writing` says one of them is at it.
+struct Heartbeat {
+  explicit Heartbeat(asio::io_context& ioc) : timer(ioc), wake(ioc) {}
+  asio::steady_timer timer;  // the next comment is due
+  asio::steady_timer wake;   // the relay waits here while a comment is being written
+  Clock::time_point last_write = Clock::now();
+  bool active = true;
+  bool writing = false;
+  bool chunked = false;  // the response to the client is chunked: comments go as chunks
+  char tail[4] = {'\n', '\n', '\n', '\n'};  // the last bytes written
+
+  bool at_event_boundary() const {
+    return (tail[2] == '\n' && tail[3] == '\n') ||
+           (tail[0] == '\r' && tail[1] == '\n' && tail[2] == '\r' && tail[3] == '\n') ||
+           (tail[2] == '\r' && tail[3] == '\r');
+  }
+  void wrote(const char* data, std::size_t n) {
+    for (std::size_t i = n > 4 ? n - 4 : 0; i < n; ++i) {
+      std::memmove(tail, tail + 1, 3);
+      tail[3] = data[i];
+    }
+    last_write = Clock::now();
+  }
+};
 
 // Upper bounds of the latency histogram buckets, in seconds.
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
+// Metrics rows: one per API name ever configured (reloads included); row 0 counts requests that
+// matched no API, the last row every API beyond the table.
+constexpr std::size_t kMaxSlots = 256;
+// Distinct (API, MCP method, tool) series per worker; tools beyond are counted as "(other)".
+constexpr std::size_t kMaxMcpSeries = 1000;
 
 // Counters of one API on one worker: written by that worker only (relaxed atomics, no sharing of
 // cache lines between workers), summed when /metrics is scraped.
@@ -236,17 +209,193 @@ std::string prometheus_label(std::string_view v) {
   return out;
 }
 
+// Sets the stream's deadline for its next operations: `timeout` from now, but never past the
+// request's `deadline` (Clock::time_point::max(): none).
+template <class Stream>
+void arm(Stream& s, std::chrono::milliseconds timeout, Clock::time_point deadline) {
+  const auto until = timeout.count() > 0 ? std::min(Clock::now() + timeout, deadline) : deadline;
+  auto& lowest = beast::get_lowest_layer(s);
+  if (until == Clock::time_point::max()) {
+    lowest.expires_never();
+  } else {
+    lowest.expires_at(until);
+  }
+}
+
+// A Host header against an API's allow-list: "name" entries match any port, "name:port" entries
+// that port only; names compare case-insensitively.
+bool host_allowed(std::string_view host, const std::vector<std::string>& allowed) {
+  std::string_view name = host;
+  if (host.starts_with('[')) {
+    name = host.substr(0, host.find(']') + 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+  }
+  for (const auto& a : allowed) {
+    if (core::iequals(a, host) || core::iequals(a, name)) return true;
+  }
+  return false;
+}
+
+struct RelayOptions {
+  std::chrono::milliseconds read_timeout{0};  // 0: none (event streams)
+  std::chrono::milliseconds write_timeout{0};
+  Clock::time_point deadline = Clock::time_point::max();
+  std::uint64_t* copied = nullptr;
+  EndpointRewriter* rewriter = nullptr;
+  Heartbeat* heartbeat = nullptr;
+};
+
+struct RelayResult {
+  boost::system::error_code ec;
+  bool reading = false;  // the error came from the side being read
+};
+
+// Copies a message body from `in` (parsed by `p`) to `out` (serialized by `sr`) as it arrives:
+// each read is written before the next, so nothing is held back (SSE events go out at once).
+template <bool isRequest, class In, class Out>
+awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
+                                  bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
+                                  bhttp::serializer<isRequest, bhttp::buffer_body>& sr, char* buf,
+                                  const RelayOptions& o) {
+  auto& body = p.get().body();
+  Heartbeat* hb = o.heartbeat;
+  while (true) {
+    if (!p.is_done()) {
+      body.data = buf;
+      body.size = kRelayBuffer;
+      arm(in, o.read_timeout, o.deadline);
+      auto [rec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
+      (void)rn;
+      if (rec && rec != bhttp::error::need_buffer) co_return RelayResult{rec, true};
+      body.size = kRelayBuffer - body.size;
+      body.data = buf;
+      body.more = !p.is_done();
+      if (o.rewriter && !o.rewriter->done) {
+        const auto bytes = o.rewriter->feed(std::string_view(buf, body.size), p.is_done());
+        body.data = const_cast<char*>(bytes.data());
+        body.size = bytes.size();
+      }
+      if (o.copied) *o.copied += body.size;
+      if (body.size == 0 && !p.is_done()) continue;
+    } else {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    }
+    if (hb) {
+      while (hb->writing) {
+        hb->wake.expires_at(Clock::time_point::max());
+        co_await hb->wake.async_wait(kTuple);
+      }
+      hb->writing = true;
+    }
+    const char* written = static_cast<const char*>(body.data);
+    const std::size_t written_size = body.size;
+    arm(out, o.write_timeout, o.deadline);
+    auto [wec, wn] = co_await bhttp::async_write(out, sr, kTuple);
+    (void)wn;
+    if (hb) {
+      hb->writing = false;
+      if (written) hb->wrote(written, written_size);
+    }
+    if (wec && wec != bhttp::error::need_buffer) co_return RelayResult{wec, false};
+    if (p.is_done() && sr.is_done()) co_return RelayResult{};
+  }
+}
+
+template <class Stream>
+awaitable<void> send_heartbeats(Stream& client, std::shared_ptr<Heartbeat> hb,
+                                std::chrono::milliseconds every,
+                                std::chrono::milliseconds write_timeout,
+                                std::shared_ptr<ClientWatch> watch) {
+  static constexpr std::string_view kChunk = "3\r\n:\n\n\r\n";
+  static constexpr std::string_view kRaw = ":\n\n";
+  while (hb->active) {
+    hb->timer.expires_at(hb->last_write + every);
+    co_await hb->timer.async_wait(kTuple);
+    if (!hb->active) co_return;
+    if (Clock::now() < hb->last_write + every) continue;  // something went out meanwhile
+    if (hb->writing || !hb->at_event_boundary()) {
+      hb->last_write = Clock::now();  // mid-event: try again a period later
+      continue;
+    }
+    hb->writing = true;
+    const auto bytes = hb->chunked ? kChunk : kRaw;
+    beast::get_lowest_layer(client).expires_after(write_timeout);
+    auto [ec, n] = co_await asio::async_write(client, asio::buffer(bytes.data(), bytes.size()),
+                                              kTuple);
+    (void)n;
+    hb->writing = false;
+    hb->last_write = Clock::now();
+    hb->wake.cancel();
+    if (ec) {
+      // The client is gone: end the relay (it is waiting on the upstream) as the watcher would.
+      if (hb->active && watch && watch->active) {
+        watch->client_gone = true;
+        watch->upstream->close();
+      }
+      co_return;
+    }
+  }
+}
+
+// An idle connection kept for reuse, and the connections of one upstream on one worker.
+struct Pool {
+  std::vector<net::UpstreamConn> idle;
+  std::size_t max_idle = 0;
+  bool retired = false;  // no longer in the configuration: connections close when released
+};
+
+// One worker's view of a runtime snapshot: the snapshot and the worker's pools for its upstreams.
+// Requests hold it by a per-worker shared_ptr (no reference count shared between cores).
+struct View {
+  std::shared_ptr<const Runtime> rt;
+  std::vector<Pool*> pools;  // by upstream index
+};
+
+struct McpSeries {
+  std::size_t slot;
+  std::string method;
+  std::string tool;
+  bool operator==(const McpSeries&) const = default;
+};
+struct McpSeriesHash {
+  std::size_t operator()(const McpSeries& k) const {
+    return std::hash<std::string>()(k.method) * 31 + std::hash<std::string>()(k.tool) + k.slot;
+  }
+};
+
+}  // namespace
+
 struct Gateway::Impl {
   struct Worker {
     asio::io_context ioc{1};
-    std::unique_ptr<ApiStats[]> stats;  // one per route, and one for unmatched requests
-    std::unordered_map<std::size_t, std::vector<beast::tcp_stream>>
-        idle;  // upstream index -> connections
+    std::unique_ptr<ApiStats[]> stats{new ApiStats[kMaxSlots]};
+    std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
+    std::shared_ptr<const View> view;   // this worker's thread only, once running
+    std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
+
+    // Runs on the worker's thread (or before it starts).
+    void install(std::shared_ptr<const Runtime> rt) {
+      auto v = std::make_shared<View>();
+      for (auto& [key, pool] : pools) pool.retired = true;
+      for (const auto& u : rt->upstreams) {
+        Pool& pool = pools[u.pool_key];
+        pool.retired = false;
+        pool.max_idle = u.max_idle;
+        v->pools.push_back(&pool);
+      }
+      for (auto& [key, pool] : pools) {
+        if (pool.retired) pool.idle.clear();
+      }
+      v->rt = std::move(rt);
+      view = std::move(v);
+    }
   };
 
   GatewayOptions options;
-  std::shared_ptr<const Runtime> runtime;
-  std::shared_ptr<const net::TlsServerContext> tls;
+  std::shared_ptr<const Runtime> runtime;  // the newest snapshot (control thread)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
   std::vector<net::BoundAddress> bound;
@@ -254,10 +403,27 @@ struct Gateway::Impl {
   std::atomic<std::size_t> in_flight{0};
   std::atomic<std::size_t> active_streams{0};
   std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> reloads_ok{0};
+  std::atomic<std::uint64_t> reloads_rejected{0};
+
+  std::mutex slots_mu;  // the control thread and /metrics only
+  std::vector<std::string> slot_names{"(none)"};
+
+  std::size_t slot_for(const std::string& name) {
+    std::lock_guard lock(slots_mu);
+    for (std::size_t i = 1; i < slot_names.size(); ++i) {
+      if (slot_names[i] == name) return i;
+    }
+    if (slot_names.size() + 1 >= kMaxSlots) {
+      if (slot_names.size() + 1 == kMaxSlots) slot_names.emplace_back("(other)");
+      return kMaxSlots - 1;
+    }
+    slot_names.push_back(name);
+    return slot_names.size() - 1;
+  }
 
   void record(Worker& w, const Route* route, int status, double seconds, bool upstream_error) {
-    ApiStats& st = w.stats[route ? static_cast<std::size_t>(route - runtime->routes.data())
-                                 : runtime->routes.size()];
+    ApiStats& st = w.stats[route ? route->slot : 0];
     const int cls = status >= 100 && status < 600 ? status / 100 - 1 : 5;
     bump(st.by_class[cls]);
     std::size_t b = 0;
@@ -267,18 +433,29 @@ struct Gateway::Impl {
     if (upstream_error) bump(st.upstream_errors);
   }
 
+  void count_mcp(Worker& w, std::size_t slot, const mcp::RequestInfo& info) {
+    McpSeries key{slot, std::string(mcp::method_label(info)), core::printable(info.tool, 64)};
+    auto it = w.mcp_calls.find(key);
+    if (it == w.mcp_calls.end()) {
+      if (w.mcp_calls.size() >= kMaxMcpSeries && !key.tool.empty()) key.tool = "(other)";
+      it = w.mcp_calls.try_emplace(std::move(key), 0).first;
+    }
+    ++it->second;
+  }
+
   // ---- local replies ------------------------------------------------------------------------
 
   template <class Stream>
   awaitable<bool> reply(Stream& stream, unsigned version, bool keep_alive, int status,
-                        std::string_view message, const std::string& request_id) {
+                        std::string_view message, const std::string& request_id,
+                        std::chrono::milliseconds write_timeout) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), version};
     res.set(bhttp::field::content_type, "application/json; charset=utf-8");
     res.set("X-Request-Id", request_id);
     res.body() = apim_error_body(status, message);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(runtime->limits.idle_timeout);
+    beast::get_lowest_layer(stream).expires_after(write_timeout);
     auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
     (void)n;
     co_return !ec && keep_alive;
@@ -286,40 +463,10 @@ struct Gateway::Impl {
 
   // ---- upstream connections -----------------------------------------------------------------
 
-  awaitable<std::pair<std::optional<beast::tcp_stream>, int>> connect(Worker& w, std::size_t index,
-                                                                      bool& reused) {
-    auto& idle = w.idle[index];
-    while (!idle.empty()) {
-      beast::tcp_stream s = std::move(idle.back());
-      idle.pop_back();
-      if (s.socket().is_open()) {
-        reused = true;
-        co_return std::pair{std::optional<beast::tcp_stream>(std::move(s)), 0};
-      }
-    }
-    reused = false;
-    const Upstream& u = runtime->upstreams[index];
-    tcp::resolver resolver(w.ioc);
-    auto [rec, endpoints] = co_await resolver.async_resolve(u.host, u.port, kTuple);
-    if (rec) co_return std::pair{std::optional<beast::tcp_stream>(), 502};
-    beast::tcp_stream s(w.ioc);
-    s.expires_after(u.connect_timeout);
-    auto [cec, ep] = co_await s.async_connect(endpoints, kTuple);
-    (void)ep;
-    if (cec)
-      co_return std::pair{std::optional<beast::tcp_stream>(),
-                          cec == beast::error::timeout ? 504 : 502};
-    boost::system::error_code ignored;
-    s.socket().set_option(tcp::no_delay(true), ignored);
-    co_return std::pair{std::optional<beast::tcp_stream>(std::move(s)), 0};
-  }
-
-  void release(Worker& w, std::size_t index, beast::tcp_stream s) {
-    auto& idle = w.idle[index];
-    if (idle.size() < runtime->upstreams[index].max_idle && !stopping.load()) {
-      s.expires_never();
-      idle.push_back(std::move(s));
-    }
+  void release(Pool& pool, net::UpstreamConn conn) {
+    if (pool.retired || pool.idle.size() >= pool.max_idle || stopping.load()) return;
+    conn.expires_never();
+    pool.idle.push_back(std::move(conn));
   }
 
   // ---- one client connection ----------------------------------------------------------------
@@ -328,306 +475,397 @@ struct Gateway::Impl {
   awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls) {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
-    const auto& limits = runtime->limits;
     // Bodies pass through this buffer, one read at a time; requests on a connection are
     // sequential, so one allocation serves all of them.
     std::unique_ptr<char[]> relay_buf(new char[kRelayBuffer]);
     for (bool first = true;; first = false) {
+      std::shared_ptr<const View> view = w.view;
       bhttp::request_parser<bhttp::buffer_body> req_p;
-      req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-      req_p.body_limit(limits.max_body_bytes);
-      client_socket.expires_after(first ? limits.header_timeout : limits.idle_timeout);
-      if (!first && cbuf.size() == 0) {
-        // Wait for the next request's first byte under the idle timeout, then give its head
-        // the header timeout (slow clients are dropped).
-        auto [wec, wn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
-        if (wec) co_return;
-        cbuf.commit(wn);
-        client_socket.expires_after(limits.header_timeout);
+      {
+        const auto& limits = view->rt->limits;
+        req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+        req_p.body_limit(limits.max_body_bytes);
+        client_socket.expires_after(first ? limits.header_timeout : limits.idle_timeout);
+        if (!first && cbuf.size() == 0) {
+          // Wait for the next request's first byte under the idle timeout, then give its head
+          // the header timeout (slow clients are dropped).
+          auto [wec, wn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
+          if (wec) co_return;
+          cbuf.commit(wn);
+          client_socket.expires_after(limits.header_timeout);
+        }
       }
       auto [hec, hn] = co_await bhttp::async_read_header(client, cbuf, req_p, kTuple);
       (void)hn;
-      std::string request_id;
       if (hec) {
-        request_id = new_request_id();
+        const auto write_timeout = view->rt->limits.idle_timeout;
+        const std::string request_id = new_request_id();
         if (hec == bhttp::error::header_limit) {
-          co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id);
+          co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id, write_timeout);
         } else if (hec == bhttp::error::body_limit) {
-          co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id);
+          co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id, write_timeout);
         } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
                    hec != beast::error::timeout && hec != asio::error::connection_reset &&
                    hec != asio::ssl::error::stream_truncated &&
                    hec != asio::error::operation_aborted) {
-          co_await reply(client, 11, false, 400, kBadRequest, request_id);
+          co_await reply(client, 11, false, 400, kBadRequest, request_id, write_timeout);
         }
         co_return;
       }
-      ++in_flight;
-      struct Done {
-        std::atomic<std::size_t>& n;
-        ~Done() { --n; }
-      } done{in_flight};
-      const auto started = Clock::now();
-      auto& req = req_p.get();
-      if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
-        request_id = std::string(id);
-      } else {
-        request_id = new_request_id();
-      }
-      const unsigned version = req.version();
-      const bool client_keep_alive = req.keep_alive() && !stopping.load();
-      const std::string target(req.target());
-      const std::string_view path = std::string_view(target).substr(0, target.find('?'));
-      const std::string method(req.method_string());
-      int status = 0;
-      std::uint64_t bytes_out = 0;
-      double upstream_ms = 0;
-      const Route* route = runtime->match(path);
-      const auto log = [&] {
-        record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
-               status == 502 || status == 504);
-        if (!options.access_log) return;
-        core::JsonObject o;
-        o.emplace_back(
-            "time",
-            core::Json(core::format_utc(
-                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                    .count())));
-        o.emplace_back("request_id", core::Json(request_id));
-        o.emplace_back("client", core::Json(remote));
-        o.emplace_back("api", route ? core::Json(route->api.name) : core::Json());
-        o.emplace_back("method", core::Json(core::printable(method, 20)));
-        o.emplace_back("path", core::Json(core::printable(path, 200)));
-        o.emplace_back("status", core::Json::number(status));
-        o.emplace_back("bytes", core::Json::number(static_cast<double>(bytes_out)));
-        o.emplace_back(
-            "duration_ms",
-            core::Json::number(
-                std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
-        o.emplace_back("upstream_ms", core::Json::number(upstream_ms));
-        options.access_log(core::Json(std::move(o)).dump());
-      };
-
-      // A body we will not read makes the connection unusable for another request.
-      const bool body_pending = !req_p.is_done();
-      if (!route) {
-        status = 404;
-        const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 404,
-                                         kNotFound, request_id);
-        log();
-        if (!keep) co_return;
-        continue;
-      }
-      if (!route->api.allowed_origins.empty()) {
-        // MCP Streamable HTTP: refuse other origins against DNS rebinding (mcp.md, transport
-        // security).
-        const auto origin = req[bhttp::field::origin];
-        bool allowed = origin.empty();
-        for (const auto& o : route->api.allowed_origins)
-          allowed = allowed || core::iequals(o, origin);
-        if (!allowed) {
-          status = 403;
-          const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, 403,
-                                           kOriginNotAllowed, request_id);
-          log();
-          if (!keep) co_return;
-          continue;
-        }
-      }
-
-      // The request as the upstream sees it.
-      const Upstream& up = runtime->upstreams[route->upstream];
-      std::string rest = route->api.strip_prefix && route->api.path != "/"
-                             ? target.substr(route->api.path.size())
-                             : target;
-      if (rest.empty() || rest[0] == '?') rest = "/" + rest;
-      req.target(up.base_path + rest);
-      strip_hop_by_hop(req);
-      req.set(bhttp::field::host, up.host_header);
-      req.set("X-Request-Id", request_id);
-      req.set("X-Forwarded-For", remote);
-      req.set("X-Forwarded-Proto", tls ? "https" : "http");
-      req.version(11);
-      req.keep_alive(true);
-      const bool request_has_body = req_p.content_length().value_or(0) > 0 || req.chunked();
-
-      std::optional<beast::tcp_stream> upstream;
-      std::optional<bhttp::response_parser<bhttp::buffer_body>> res_holder;
-      // A response to HEAD has a head only, whatever its Content-Length says (RFC 9110 §9.3.2).
-      const auto new_response_parser = [&] {
-        res_holder.emplace();
-        if (method == "HEAD") res_holder->skip(true);
-      };
-      new_response_parser();
-      beast::flat_buffer ubuf;
-      const auto upstream_started = Clock::now();
-      int failure = 0;
-      for (int attempt = 0; attempt < 2; ++attempt) {
-        bool reused = false;
-        auto [conn, err] = co_await connect(w, route->upstream, reused);
-        if (!conn) {
-          failure = err;
-          break;
-        }
-        upstream.reset();
-        upstream.emplace(std::move(*conn));
-        upstream->expires_after(up.response_timeout);
-        bhttp::request_serializer<bhttp::buffer_body> sr{req};
-        auto [wec, wn] = co_await bhttp::async_write_header(*upstream, sr, kTuple);
-        (void)wn;
-        boost::system::error_code relay_ec;
-        if (!wec && request_has_body)
-          relay_ec = co_await relay_body(client, cbuf, req_p, *upstream, sr, limits.idle_timeout,
-                                         up.response_timeout, relay_buf.get());
-        if (relay_ec) {
-          // Either side broke while the body was in flight: nothing can be retried.
-          failure = relay_ec == bhttp::error::body_limit ? 413 : 502;
-          upstream.reset();
-          break;
-        }
-        if (!wec) {
-          auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
-          (void)rn;
-          if (!rec) {
-            failure = 0;
-            break;
-          }
-          failure = rec == beast::error::timeout ? 504 : 502;
-          // A reused keep-alive connection the upstream had closed: retry once on a new one,
-          // which is safe only when no request body was sent.
-          if (reused && !request_has_body && rec != beast::error::timeout) {
-            upstream.reset();
-            new_response_parser();
-            ubuf.clear();
-            continue;
-          }
-          upstream.reset();
-          break;
-        }
-        failure = 502;
-        upstream.reset();
-        if (!(reused && !request_has_body)) break;
-      }
-      upstream_ms =
-          std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
-      if (failure) {
-        status = failure;
-        const std::string_view message =
-            failure == 504 ? kGatewayTimeout
-            : failure == 413
-                ? kPayloadTooLarge
-                : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
-        co_await reply(client, version, false, failure, message, request_id);
-        log();
+      view = w.view;  // the newest snapshot for this request, kept until it ends
+      if (!co_await exchange(client, w, *view, req_p, cbuf, relay_buf.get(), remote, tls))
         co_return;
-      }
-
-      // Relay the response head and body, chunk by chunk as it arrives.
-      auto& res_p = *res_holder;
-      auto& res = res_p.get();
-      status = static_cast<int>(res.result_int());
-      const bool upstream_keep_alive = res.keep_alive();
-      const bool event_stream =
-          core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
-      strip_hop_by_hop(res);
-      res.set("X-Request-Id", request_id);
-      if (event_stream)
-        res.set("X-Accel-Buffering", "no");  // proxies in front of us must not buffer it
-      res.version(version);
-      bool keep = client_keep_alive && req_p.is_done();
-      if (version < 11 && res.chunked()) {
-        res.chunked(false);  // HTTP/1.0 has no chunked coding: the body ends when we close
-        keep = false;
-      }
-      res.keep_alive(keep);
-      bhttp::response_serializer<bhttp::buffer_body> rs{res};
-      client_socket.expires_after(limits.idle_timeout);
-      auto [hwec, hwn] = co_await bhttp::async_write_header(client, rs, kTuple);
-      bytes_out += hwn;
-      if (hwec) {
-        log();
-        co_return;
-      }
-      // While the response streams, the upstream may be silent for long (SSE): no read timeout
-      // then; a slow client still gets the idle timeout on each write.
-      const auto upstream_read_timeout =
-          event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
-      std::uint64_t body_bytes = 0;
-      std::shared_ptr<ClientWatch> watch;
-      if (event_stream && cbuf.size() == 0) {
-        // When the client goes away mid-stream, the upstream request is cancelled at once.
-        ++active_streams;
-        watch = std::make_shared<ClientWatch>();
-        watch->upstream = &*upstream;
-        asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
-      }
-      std::optional<EndpointRewriter> rewriter;
-      if (event_stream && route->api.type == "mcp" && route->api.strip_prefix &&
-          route->api.path != "/") {
-        rewriter.emplace();
-        rewriter->prefix = route->api.path;
-      }
-      auto ec = co_await relay_body(*upstream, ubuf, res_p, client, rs, upstream_read_timeout,
-                                    limits.idle_timeout, relay_buf.get(), &body_bytes,
-                                    rewriter ? &*rewriter : nullptr);
-      bytes_out += body_bytes;
-      if (watch) {
-        --active_streams;
-        watch->active = false;
-        if (watch->client_gone) status = 499;  // logged only: nobody is left to answer
-        boost::system::error_code ignored;
-        client_socket.socket().cancel(ignored);  // ends the watcher's wait
-      }
-      log();
-      if (ec) co_return;  // the head is out: all we can do is close
-      if (upstream_keep_alive && res_p.is_done()) release(w, route->upstream, std::move(*upstream));
-      if (!keep) co_return;
     }
   }
 
-  // Copies a message body from `in` (parsed by `p`) to `out` (serialized by `sr`) as it arrives:
-  // each read is written before the next, so nothing is held back (SSE events go out at once).
-  template <bool isRequest, class In, class Out>
-  awaitable<boost::system::error_code> relay_body(
-      In& in, beast::flat_buffer& inbuf, bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
-      bhttp::serializer<isRequest, bhttp::buffer_body>& sr, std::chrono::milliseconds read_timeout,
-      std::chrono::milliseconds write_timeout, char* buf, std::uint64_t* copied = nullptr,
-      EndpointRewriter* rewriter = nullptr) {
-    constexpr std::size_t buf_size = kRelayBuffer;
-    while (true) {
-      if (!p.is_done()) {
-        p.get().body().data = buf;
-        p.get().body().size = buf_size;
-        if (read_timeout.count() > 0) {
-          beast::get_lowest_layer(in).expires_after(read_timeout);
-        } else {
-          beast::get_lowest_layer(in).expires_never();
-        }
-        auto [rec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
-        (void)rn;
-        if (rec && rec != bhttp::error::need_buffer) co_return rec;
-        p.get().body().size = buf_size - p.get().body().size;
-        p.get().body().data = buf;
-        p.get().body().more = !p.is_done();
-        if (rewriter && !rewriter->done) {
-          const auto bytes =
-              rewriter->feed(std::string_view(buf, p.get().body().size), p.is_done());
-          p.get().body().data = const_cast<char*>(bytes.data());
-          p.get().body().size = bytes.size();
-        }
-        if (copied) *copied += p.get().body().size;
-        if (p.get().body().size == 0 && !p.is_done()) continue;
-      } else {
-        p.get().body().data = nullptr;
-        p.get().body().size = 0;
-        p.get().body().more = false;
-      }
-      beast::get_lowest_layer(out).expires_after(write_timeout);
-      auto [wec, wn] = co_await bhttp::async_write(out, sr, kTuple);
-      (void)wn;
-      if (wec && wec != bhttp::error::need_buffer) co_return wec;
-      if (p.is_done() && sr.is_done()) co_return boost::system::error_code();
+  // One request: route, check, forward, relay the answer. False when the connection must close.
+  template <class Stream>
+  awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
+                           bhttp::request_parser<bhttp::buffer_body>& req_p,
+                           beast::flat_buffer& cbuf, char* relay_buf, const std::string& remote,
+                           bool tls) {
+    ++in_flight;
+    struct Done {
+      std::atomic<std::size_t>& n;
+      ~Done() { --n; }
+    } done{in_flight};
+    const Runtime& rt = *view.rt;
+    const auto& limits = rt.limits;
+    auto& client_socket = beast::get_lowest_layer(client);
+    const auto started = Clock::now();
+    auto& req = req_p.get();
+    std::string request_id;
+    if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
+      request_id = std::string(id);
+    } else {
+      request_id = new_request_id();
     }
+    const unsigned version = req.version();
+    const bool client_keep_alive = req.keep_alive() && !stopping.load();
+    const std::string target(req.target());
+    const std::string_view path = std::string_view(target).substr(0, target.find('?'));
+    const std::string method(req.method_string());
+    int status = 0;
+    std::uint64_t bytes_out = 0;
+    double upstream_ms = -1;
+    std::string error;
+    mcp::RequestInfo mcp_info;
+    const Route* route = rt.match(path);
+    const auto log = [&] {
+      record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
+             status == 502 || status == 504);
+      if (!options.access_log) return;
+      core::JsonObject o;
+      o.emplace_back(
+          "time", core::Json(core::format_utc(
+                      std::chrono::duration<double>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count())));
+      o.emplace_back("request_id", core::Json(request_id));
+      o.emplace_back("client", core::Json(remote));
+      o.emplace_back("api", route ? core::Json(route->api.name) : core::Json());
+      o.emplace_back("method", core::Json(core::printable(method, 20)));
+      o.emplace_back("path", core::Json(core::printable(path, 200)));
+      o.emplace_back("status", core::Json::number(status));
+      o.emplace_back("bytes", core::Json::number(static_cast<double>(bytes_out)));
+      o.emplace_back("duration_ms",
+                     core::Json::number(
+                         std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
+      o.emplace_back("upstream_ms",
+                     upstream_ms < 0 ? core::Json() : core::Json::number(upstream_ms));
+      if (!mcp_info.method.empty()) {
+        o.emplace_back("mcp_method", core::Json(core::printable(mcp_info.method, 100)));
+        if (!mcp_info.tool.empty())
+          o.emplace_back("mcp_tool", core::Json(core::printable(mcp_info.tool, 100)));
+      }
+      if (!error.empty()) o.emplace_back("error", core::Json(error));
+      options.access_log(core::Json(std::move(o)).dump());
+    };
+
+    // A body we will not read makes the connection unusable for another request.
+    const bool body_pending = !req_p.is_done();
+    const auto refuse = [&](int code, std::string_view message) -> awaitable<bool> {
+      status = code;
+      const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, code,
+                                       message, request_id, limits.idle_timeout);
+      log();
+      co_return keep;
+    };
+    if (!route) co_return co_await refuse(404, kNotFound);
+    // MCP Streamable HTTP: refuse other origins and hosts against DNS rebinding (mcp.md,
+    // transport security).
+    if (!route->api.allowed_origins.empty()) {
+      const auto origin = req[bhttp::field::origin];
+      bool allowed = origin.empty();
+      for (const auto& o : route->api.allowed_origins) allowed = allowed || core::iequals(o, origin);
+      if (!allowed) co_return co_await refuse(403, kOriginNotAllowed);
+    }
+    if (!route->api.allowed_hosts.empty() &&
+        !host_allowed(req[bhttp::field::host], route->api.allowed_hosts))
+      co_return co_await refuse(403, kHostNotAllowed);
+
+    const Clock::time_point deadline = route->request_timeout.count() > 0
+                                           ? started + route->request_timeout
+                                           : Clock::time_point::max();
+    const auto timed_out = [&] { return Clock::now() >= deadline; };
+
+    // An MCP message is read whole before it goes on: its JSON-RPC method and tool are known to
+    // the log, the metrics and (later) the policies. Other bodies stream.
+    std::string message;
+    const bool request_has_body = req_p.content_length().value_or(0) > 0 || req.chunked();
+    const bool buffer_message = route->api.type == "mcp" && method == "POST" && request_has_body;
+    if (buffer_message) {
+      auto& body = req.body();
+      while (!req_p.is_done()) {
+        body.data = relay_buf;
+        body.size = kRelayBuffer;
+        arm(client, limits.idle_timeout, deadline);
+        auto [rec, rn] = co_await bhttp::async_read_some(client, cbuf, req_p, kTuple);
+        (void)rn;
+        if (rec && rec != bhttp::error::need_buffer) {
+          if (rec == bhttp::error::body_limit) co_return co_await refuse(413, kPayloadTooLarge);
+          if (rec == beast::error::timeout) {
+            status = timed_out() ? 504 : 408;
+            co_await reply(client, version, false, status,
+                           status == 504 ? kGatewayTimeout : kRequestTimeout, request_id,
+                           limits.idle_timeout);
+          } else {
+            status = 499;  // the client left before its body was in
+          }
+          log();
+          co_return false;
+        }
+        message.append(relay_buf, kRelayBuffer - body.size);
+      }
+      mcp_info = mcp::inspect_request(message);
+      count_mcp(w, route->slot, mcp_info);
+      req.erase(bhttp::field::transfer_encoding);
+      req.content_length(message.size());
+      body.data = message.data();
+      body.size = message.size();
+      body.more = false;
+    }
+
+    // The request as the upstream sees it.
+    const Upstream& up = rt.upstreams[route->upstream];
+    Pool& pool = *view.pools[route->upstream];
+    std::string rest = route->api.strip_prefix && route->api.path != "/"
+                           ? target.substr(route->api.path.size())
+                           : target;
+    if (rest.empty() || rest[0] == '?') rest = "/" + rest;
+    req.target(up.base_path + rest);
+    strip_hop_by_hop(req);
+    req.set(bhttp::field::host, up.host_header);
+    req.set("X-Request-Id", request_id);
+    req.set("X-Forwarded-For", remote);
+    req.set("X-Forwarded-Proto", tls ? "https" : "http");
+    req.version(11);
+    req.keep_alive(true);
+
+    std::optional<net::UpstreamConn> upstream;
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> res_holder;
+    // A response to HEAD has a head only, whatever its Content-Length says (RFC 9110 §9.3.2).
+    const auto new_response_parser = [&] {
+      res_holder.emplace();
+      if (method == "HEAD") res_holder->skip(true);
+    };
+    new_response_parser();
+    beast::flat_buffer ubuf;
+    const auto upstream_started = Clock::now();
+    int failure = 0;
+    bool client_left = false;
+    // A request that cannot have reached the upstream's application (no body, or the connection
+    // was reused and failed before any answer) is retried once on a fresh connection; a request
+    // with a body never is (RFC 9110 §9.2.2).
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      bool reused = false;
+      while (!pool.idle.empty() && !upstream) {
+        net::UpstreamConn c = std::move(pool.idle.back());
+        pool.idle.pop_back();
+        if (c.usable()) {
+          upstream.emplace(std::move(c));
+          reused = true;
+        }
+      }
+      if (!upstream) {
+        auto connected = co_await net::connect_upstream(w.ioc, up.target, deadline);
+        if (!connected.conn) {
+          failure = connected.timed_out ? 504 : 502;
+          error = std::move(connected.error);
+          break;
+        }
+        upstream.emplace(std::move(*connected.conn));
+      }
+      arm(*upstream, up.response_timeout, deadline);
+      bhttp::request_serializer<bhttp::buffer_body> sr{req};
+      boost::system::error_code wec;
+      if (buffer_message) {
+        auto [ec, n] = co_await bhttp::async_write(*upstream, sr, kTuple);
+        (void)n;
+        wec = ec;
+      } else {
+        auto [ec, n] = co_await bhttp::async_write_header(*upstream, sr, kTuple);
+        (void)n;
+        wec = ec;
+        if (!wec && request_has_body) {
+          RelayOptions ro;
+          ro.read_timeout = limits.idle_timeout;
+          ro.write_timeout = up.response_timeout;
+          ro.deadline = deadline;
+          const auto relayed = co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
+          if (relayed.ec) {
+            // Either side broke while the body was in flight: nothing can be retried.
+            upstream.reset();
+            if (relayed.ec == bhttp::error::body_limit) {
+              failure = 413;
+            } else if (relayed.ec == beast::error::timeout && timed_out()) {
+              failure = 504;
+            } else if (relayed.reading) {
+              client_left = true;
+            } else {
+              failure = 502;
+              error = "sending the body upstream: " + relayed.ec.message();
+            }
+            break;
+          }
+        }
+      }
+      if (!wec) {
+        arm(*upstream, up.response_timeout, deadline);
+        auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
+        (void)rn;
+        if (!rec) {
+          failure = 0;
+          break;
+        }
+        failure = rec == beast::error::timeout ? 504 : 502;
+        error = "reading the response head: " +
+                (rec == beast::error::timeout ? std::string("timed out") : rec.message());
+        upstream.reset();
+        if (reused && !request_has_body && rec != beast::error::timeout &&
+            !res_holder->got_some()) {
+          new_response_parser();
+          ubuf.clear();
+          continue;
+        }
+        break;
+      }
+      failure = 502;
+      error = "sending the request upstream: " + wec.message();
+      upstream.reset();
+      if (!(reused && !request_has_body)) break;
+    }
+    upstream_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
+    if (client_left) {
+      status = 499;  // logged only: nobody is left to answer
+      log();
+      co_return false;
+    }
+    if (failure) {
+      status = failure;
+      const std::string_view text =
+          failure == 504 ? kGatewayTimeout
+          : failure == 413
+              ? kPayloadTooLarge
+              : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
+      co_await reply(client, version, false, failure, text, request_id, limits.idle_timeout);
+      log();
+      co_return false;
+    }
+
+    // Relay the response head and body, chunk by chunk as it arrives.
+    auto& res_p = *res_holder;
+    auto& res = res_p.get();
+    status = static_cast<int>(res.result_int());
+    const bool upstream_keep_alive = res.keep_alive();
+    const bool event_stream =
+        core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
+    strip_hop_by_hop(res);
+    res.set("X-Request-Id", request_id);
+    if (event_stream) res.set("X-Accel-Buffering", "no");  // proxies in front must not buffer
+    res.version(version);
+    bool keep = client_keep_alive && req_p.is_done();
+    const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
+    if (!bodiless && !res.chunked() && !res_p.content_length()) {
+      // The upstream ends its body by closing: HTTP/1.1 clients get it chunked instead, so the
+      // connection can stay open; HTTP/1.0 ones see the close.
+      if (version >= 11) {
+        res.chunked(true);
+      } else {
+        keep = false;
+      }
+    }
+    if (version < 11 && res.chunked()) {
+      res.chunked(false);  // HTTP/1.0 has no chunked coding: the body ends when we close
+      keep = false;
+    }
+    res.keep_alive(keep);
+    bhttp::response_serializer<bhttp::buffer_body> rs{res};
+    arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : deadline);
+    auto [hwec, hwn] = co_await bhttp::async_write_header(client, rs, kTuple);
+    bytes_out += hwn;
+    if (hwec) {
+      log();
+      co_return false;
+    }
+    std::uint64_t body_bytes = 0;
+    RelayOptions ro;
+    // While an event stream is relayed, the upstream may be silent for long: no read timeout and
+    // no request deadline then; a slow client still gets the idle timeout on each write.
+    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
+    ro.write_timeout = limits.idle_timeout;
+    ro.deadline = event_stream ? Clock::time_point::max() : deadline;
+    ro.copied = &body_bytes;
+    std::shared_ptr<ClientWatch> watch;
+    std::shared_ptr<Heartbeat> heartbeat;
+    if (event_stream && cbuf.size() == 0) {
+      // When the client goes away mid-stream, the upstream request is cancelled at once.
+      ++active_streams;
+      watch = std::make_shared<ClientWatch>();
+      watch->upstream = &*upstream;
+      asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
+      if (route->api.sse_keepalive.count() > 0 && !bodiless &&
+          (res.chunked() || !res.has_content_length())) {
+        heartbeat = std::make_shared<Heartbeat>(w.ioc);
+        heartbeat->chunked = res.chunked();
+        ro.heartbeat = heartbeat.get();
+        asio::co_spawn(w.ioc,
+                       send_heartbeats(client, heartbeat, route->api.sse_keepalive,
+                                       limits.idle_timeout, watch),
+                       asio::detached);
+      }
+    }
+    std::optional<EndpointRewriter> rewriter;
+    if (event_stream && route->api.type == "mcp" && route->api.strip_prefix &&
+        route->api.path != "/") {
+      rewriter.emplace();
+      rewriter->prefix = route->api.path;
+      ro.rewriter = &*rewriter;
+    }
+    const auto relayed = co_await relay_body(*upstream, ubuf, res_p, client, rs, relay_buf, ro);
+    bytes_out += body_bytes;
+    if (heartbeat) {
+      heartbeat->active = false;
+      heartbeat->timer.cancel();
+      while (heartbeat->writing) {  // a comment is on its way out: the stream is the client's
+        heartbeat->wake.expires_at(Clock::time_point::max());
+        co_await heartbeat->wake.async_wait(kTuple);
+      }
+    }
+    if (watch) {
+      --active_streams;
+      watch->active = false;
+      if (watch->client_gone) status = 499;  // logged only: nobody is left to answer
+      boost::system::error_code ignored;
+      client_socket.socket().cancel(ignored);  // ends the watcher's wait
+    }
+    if (relayed.ec && relayed.reading && status != 499)
+      error = "reading the response body: " + relayed.ec.message();
+    log();
+    if (relayed.ec) co_return false;  // the head is out: all we can do is close
+    if (upstream_keep_alive && res_p.is_done()) release(pool, std::move(*upstream));
+    co_return keep;
   }
 
   std::unique_ptr<net::Acceptors> acceptors;
@@ -646,28 +884,14 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   std::unique_ptr<Gateway> gw(new Gateway());
   Impl& impl = *gw->impl_;
   impl.options = std::move(options);
-  auto rt = build_runtime(config);
+  auto rt = build_runtime(config, [&impl](const std::string& n) { return impl.slot_for(n); });
   if (!rt) return core::fail(rt.error());
   impl.runtime = std::move(rt.value());
-  for (const auto& l : config.listeners) {
-    if (!l.tls) continue;
-    std::string chain, key;
-    for (auto [path, out] :
-         {std::pair{l.tls->cert_file, &chain}, std::pair{l.tls->key_file, &key}}) {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) return core::fail("cannot read " + path);
-      out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    auto ctx = net::TlsServerContext::from_pem(chain, key);
-    if (!ctx) return core::fail(l.tls->cert_file + ": " + ctx.error());
-    impl.tls = std::move(ctx.value());
-    break;  // one certificate for all TLS listeners (SNI per listener comes later)
-  }
   const std::size_t n =
       config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < n; ++i) {
     impl.workers.push_back(std::make_unique<Impl::Worker>());
-    impl.workers.back()->stats.reset(new ApiStats[impl.runtime->routes.size() + 1]);
+    impl.workers.back()->install(impl.runtime);
   }
   std::vector<net::ListenAddress> listen;
   for (const auto& l : config.listeners) listen.push_back({l.address, l.port, l.tls.has_value()});
@@ -675,24 +899,27 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   for (auto& w : impl.workers) contexts.push_back(&w->ioc);
   auto acceptors = net::Acceptors::open(
       listen, contexts, [&impl](tcp::socket socket, bool secure, std::size_t worker) {
-        if (++impl.connections >
-            impl.runtime->limits.max_connections_per_worker * impl.workers.size()) {
+        Impl::Worker& w = *impl.workers[worker];
+        const std::shared_ptr<const View> view = w.view;
+        const Runtime& rt = *view->rt;
+        if (++impl.connections > rt.limits.max_connections_per_worker * impl.workers.size() ||
+            (secure && !rt.tls_server)) {
           --impl.connections;
           boost::system::error_code ignored;
           socket.close(ignored);
           return;
         }
-        Impl::Worker& w = *impl.workers[worker];
-        auto serve = [&impl, &w](auto& stream, const std::string& remote,
-                                 bool tls) -> awaitable<void> {
+        // The connection keeps the certificate it was accepted with, across reloads.
+        auto serve = [&impl, &w, tls_server = secure ? rt.tls_server : nullptr](
+                         auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
           co_await impl.serve(stream, w, remote, tls);
         };
-        asio::co_spawn(
-            w.ioc,
-            net::run_connection(std::move(socket), net::ConnectionGuard(impl.connections),
-                                secure ? impl.tls.get() : nullptr,
-                                impl.runtime->limits.header_timeout, serve),
-            asio::detached);
+        asio::co_spawn(w.ioc,
+                       net::run_connection(std::move(socket),
+                                           net::ConnectionGuard(impl.connections),
+                                           secure ? rt.tls_server.get() : nullptr,
+                                           rt.limits.header_timeout, std::move(serve)),
+                       asio::detached);
       });
   if (!acceptors) return core::fail(acceptors.error());
   impl.acceptors = std::move(acceptors.value());
@@ -701,14 +928,35 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   return gw;
 }
 
+std::optional<std::string> Gateway::reload(const config::Config& config) {
+  Impl& impl = *impl_;
+  auto rt = build_runtime(config, [&impl](const std::string& n) { return impl.slot_for(n); });
+  if (!rt) {
+    ++impl.reloads_rejected;
+    return rt.error();
+  }
+  if (const auto changed = restart_needed(*impl.runtime, *rt.value()); !changed.empty()) {
+    ++impl.reloads_rejected;
+    return changed + " changed: restart the gateway to apply that";
+  }
+  impl.runtime = rt.value();
+  for (auto& w : impl.workers)
+    asio::post(w->ioc, [worker = w.get(), next = rt.value()] { worker->install(next); });
+  ++impl.reloads_ok;
+  return std::nullopt;
+}
+
+void Gateway::reload_rejected() { ++impl_->reloads_rejected; }
+
 bool Gateway::ready() const { return !impl_->stopping.load(); }
 
 std::string Gateway::metrics_text() const {
-  const Impl& impl = *impl_;
-  const auto& routes = impl.runtime->routes;
-  const auto api_name = [&](std::size_t i) {
-    return i < routes.size() ? prometheus_label(routes[i].api.name) : std::string("(none)");
-  };
+  Impl& impl = *impl_;
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(impl.slots_mu);
+    names = impl.slot_names;
+  }
   const auto sum = [&](auto field) {
     std::uint64_t total = 0;
     for (const auto& w : impl.workers) total += field(*w);
@@ -719,22 +967,23 @@ std::string Gateway::metrics_text() const {
       "# HELP mcpgate_requests_total Requests by API and status class.\n# TYPE "
       "mcpgate_requests_total counter\n";
   static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
-  for (std::size_t i = 0; i <= routes.size(); ++i) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string api = prometheus_label(names[i]);
     for (int c = 0; c < 6; ++c) {
       const auto n = sum([&](const Impl::Worker& w) {
         return w.stats[i].by_class[c].load(std::memory_order_relaxed);
       });
       if (n)
-        out += "mcpgate_requests_total{api=\"" + api_name(i) + "\",code=\"" + kClasses[c] + "\"} " +
+        out += "mcpgate_requests_total{api=\"" + api + "\",code=\"" + kClasses[c] + "\"} " +
                std::to_string(n) + "\n";
     }
   }
   out +=
       "# HELP mcpgate_request_duration_seconds Time from request head to the end of the response.\n"
       "# TYPE mcpgate_request_duration_seconds histogram\n";
-  for (std::size_t i = 0; i <= routes.size(); ++i) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
     std::uint64_t cumulative = 0;
-    const std::string label = "api=\"" + api_name(i) + "\"";
+    const std::string label = "api=\"" + prometheus_label(names[i]) + "\"";
     for (std::size_t b = 0; b <= kBucketCount; ++b) {
       cumulative += sum([&](const Impl::Worker& w) {
         return w.stats[i].buckets[b].load(std::memory_order_relaxed);
@@ -760,12 +1009,40 @@ std::string Gateway::metrics_text() const {
   out +=
       "# HELP mcpgate_upstream_errors_total Requests answered 502 or 504 by the gateway.\n# TYPE "
       "mcpgate_upstream_errors_total counter\n";
-  for (std::size_t i = 0; i < routes.size(); ++i) {
-    out += "mcpgate_upstream_errors_total{api=\"" + api_name(i) + "\"} " +
+  for (std::size_t i = 1; i < names.size(); ++i) {
+    out += "mcpgate_upstream_errors_total{api=\"" + prometheus_label(names[i]) + "\"} " +
            std::to_string(sum([&](const Impl::Worker& w) {
              return w.stats[i].upstream_errors.load(std::memory_order_relaxed);
            })) +
            "\n";
+  }
+  // MCP calls live in each worker's own table: each worker copies its table on its own thread.
+  std::map<std::tuple<std::size_t, std::string, std::string>, std::uint64_t> calls;
+  if (!impl.stopping.load()) {
+    std::vector<std::future<std::vector<std::pair<McpSeries, std::uint64_t>>>> copies;
+    for (auto& w : impl.workers) {
+      auto task = std::make_shared<std::packaged_task<std::vector<std::pair<McpSeries, std::uint64_t>>()>>(
+          [worker = w.get()] {
+            return std::vector<std::pair<McpSeries, std::uint64_t>>(worker->mcp_calls.begin(),
+                                                                    worker->mcp_calls.end());
+          });
+      copies.push_back(task->get_future());
+      asio::post(w->ioc, [task] { (*task)(); });
+    }
+    for (auto& f : copies) {
+      if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) continue;
+      for (auto& [k, n] : f.get()) calls[{k.slot, k.method, k.tool}] += n;
+    }
+  }
+  out +=
+      "# HELP mcpgate_mcp_requests_total MCP messages by API, JSON-RPC method and tool.\n# TYPE "
+      "mcpgate_mcp_requests_total counter\n";
+  for (const auto& [k, n] : calls) {
+    const auto& [slot, m, tool] = k;
+    out += "mcpgate_mcp_requests_total{api=\"" +
+           prometheus_label(slot < names.size() ? names[slot] : "(new)") +
+           "\",method=\"" + prometheus_label(m) + "\",tool=\"" + prometheus_label(tool) + "\"} " +
+           std::to_string(n) + "\n";
   }
   out +=
       "# HELP mcpgate_active_connections Open client connections.\n# TYPE "
@@ -775,6 +1052,13 @@ std::string Gateway::metrics_text() const {
       "# HELP mcpgate_active_sse_streams Event streams being relayed.\n# TYPE "
       "mcpgate_active_sse_streams gauge\n";
   out += "mcpgate_active_sse_streams " + std::to_string(impl.active_streams.load()) + "\n";
+  out +=
+      "# HELP mcpgate_config_reloads_total Configuration reloads by result.\n# TYPE "
+      "mcpgate_config_reloads_total counter\n";
+  out += "mcpgate_config_reloads_total{result=\"applied\"} " +
+         std::to_string(impl.reloads_ok.load()) + "\n";
+  out += "mcpgate_config_reloads_total{result=\"rejected\"} " +
+         std::to_string(impl.reloads_rejected.load()) + "\n";
   return out;
 }
 

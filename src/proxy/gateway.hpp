@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@ class Gateway {
                                                                    GatewayOptions options);
   ~Gateway();
   const std::vector<net::BoundAddress>& bound() const;
+  // Swaps in a snapshot built from `config`: new requests use it, requests in flight finish on
+  // theirs. Refused (the running configuration stays) when it cannot be built, or when it
+  // changes what only a restart can (listeners, admin, workers, access_log): then the reason.
+  std::optional<std::string> reload(const config::Config& config);
+  // Counts a reload refused before it reached reload() (the file did not parse or check).
+  void reload_rejected();
   // Prometheus text exposition of the gateway's counters (for the admin listener's /metrics).
   std::string metrics_text() const;
   // False once draining has begun (the admin listener's /readyz).

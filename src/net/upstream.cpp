@@ -1,0 +1,87 @@
+#include "net/upstream.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cerrno>
+
+namespace mcpgate::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+bool UpstreamConn::usable() {
+  auto& socket = lowest().socket();
+  if (!socket.is_open()) return false;
+  char byte;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return false;
+  // TLS 1.3 servers may send session tickets after the handshake: bytes waiting are normal there.
+  if (n > 0) return secure();
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+asio::awaitable<ConnectResult> connect_upstream(asio::io_context& ioc, const UpstreamTarget& target,
+                                                std::chrono::steady_clock::time_point deadline) {
+  constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+  ConnectResult out;
+  const auto until = std::min(std::chrono::steady_clock::now() + target.connect_timeout, deadline);
+  tcp::resolver resolver(ioc);
+  auto [rec, endpoints] = co_await resolver.async_resolve(target.host, target.port, kTuple);
+  if (rec) {
+    out.error = "resolving " + target.host + ": " + rec.message();
+    co_return out;
+  }
+  beast::tcp_stream stream(ioc);
+  stream.expires_at(until);
+  auto [cec, ep] = co_await stream.async_connect(endpoints, kTuple);
+  (void)ep;
+  if (cec) {
+    out.timed_out = cec == beast::error::timeout;
+    out.error = "connecting to " + target.host + ":" + target.port + ": " +
+                (out.timed_out ? std::string("timed out") : cec.message());
+    co_return out;
+  }
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  if (!target.tls) {
+    out.conn.emplace(std::move(stream));
+    co_return out;
+  }
+  auto& ctx = *static_cast<asio::ssl::context*>(target.tls->native());
+  UpstreamConn::tls_stream tls(std::move(stream), ctx);
+  SSL* ssl = tls.native_handle();
+  boost::system::error_code ip_ec;
+  asio::ip::make_address(target.host, ip_ec);
+  if (ip_ec) {
+    // A name: send it as SNI (RFC 6066 forbids IP literals there) and require it in the
+    // certificate.
+    SSL_set_tlsext_host_name(ssl, target.host.c_str());
+    SSL_set1_host(ssl, target.host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), target.host.c_str());
+  }
+  auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, kTuple);
+  if (hec) {
+    out.timed_out = hec == beast::error::timeout;
+    const long verify = SSL_get_verify_result(ssl);
+    out.error = "TLS handshake with " + target.host + ":" + target.port + ": " +
+                (verify != X509_V_OK ? std::string("certificate verify failed: ") +
+                                           X509_verify_cert_error_string(verify)
+                 : out.timed_out ? std::string("timed out")
+                                 : hec.message());
+    co_return out;
+  }
+  out.conn.emplace(std::move(tls));
+  co_return out;
+}
+
+}  // namespace mcpgate::net

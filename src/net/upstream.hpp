@@ -1,0 +1,81 @@
+// net: one connection to an upstream, plain TCP or TLS, behind a single stream type so the relay
+// templates are instantiated once for both. Includes Asio: for net/ and proxy/ sources only.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "net/tls.hpp"
+
+namespace mcpgate::net {
+
+class UpstreamConn {
+ public:
+  using tcp_stream = boost::beast::tcp_stream;
+  using tls_stream = boost::beast::ssl_stream<tcp_stream>;
+  using executor_type = tcp_stream::executor_type;
+  using time_point = std::chrono::steady_clock::time_point;
+
+  explicit UpstreamConn(tcp_stream s) : tcp_(std::move(s)) {}
+  explicit UpstreamConn(tls_stream s) : tls_(std::move(s)) {}
+
+  executor_type get_executor() { return lowest().get_executor(); }
+  tcp_stream& lowest() { return tls_ ? boost::beast::get_lowest_layer(*tls_) : *tcp_; }
+  bool secure() const { return tls_.has_value(); }
+
+  // Deadlines for the next operations (Beast closes the socket when one passes).
+  void expires_at(time_point t) { lowest().expires_at(t); }
+  void expires_never() { lowest().expires_never(); }
+  void close() {
+    boost::system::error_code ignored;
+    lowest().socket().close(ignored);
+  }
+
+  // Before a pooled connection is reused: false when the upstream has closed it meanwhile (or,
+  // on plain TCP, sent bytes nobody asked for). One non-blocking peek; no I/O is consumed.
+  bool usable();
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& b, Token&& token) {
+    if (tls_) return tls_->async_read_some(b, std::forward<Token>(token));
+    return tcp_->async_read_some(b, std::forward<Token>(token));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& b, Token&& token) {
+    if (tls_) return tls_->async_write_some(b, std::forward<Token>(token));
+    return tcp_->async_write_some(b, std::forward<Token>(token));
+  }
+
+ private:
+  std::optional<tcp_stream> tcp_;
+  std::optional<tls_stream> tls_;
+};
+
+struct UpstreamTarget {
+  std::string host;  // name or IP literal, without brackets
+  std::string port;
+  const TlsClientContext* tls = nullptr;  // null: plain HTTP
+  std::chrono::milliseconds connect_timeout{5000};
+};
+
+struct ConnectResult {
+  std::optional<UpstreamConn> conn;
+  bool timed_out = false;
+  std::string error;  // why there is no connection, for the access log
+};
+
+// Resolves, connects and (for TLS) handshakes with SNI and a host name (or IP address) check,
+// all before min(now + connect_timeout, deadline).
+boost::asio::awaitable<ConnectResult> connect_upstream(boost::asio::io_context& ioc,
+                                                       const UpstreamTarget& target,
+                                                       std::chrono::steady_clock::time_point
+                                                           deadline);
+
+}  // namespace mcpgate::net

@@ -1,0 +1,111 @@
+#include "proxy/runtime.hpp"
+
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <unordered_map>
+
+namespace mcpgate::proxy {
+
+const Route* Runtime::match(std::string_view path) const {
+  for (const auto& r : routes) {
+    const std::string& p = r.api.path;
+    if (p == "/" || path == p ||
+        (path.size() > p.size() && path.starts_with(p) && path[p.size()] == '/'))
+      return &r;
+  }
+  return nullptr;
+}
+
+namespace {
+
+core::Result<std::string, std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::fail("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
+    const config::Config& c, const std::function<std::size_t(const std::string&)>& slot_for) {
+  auto rt = std::make_shared<Runtime>();
+  rt->limits = c.limits;
+  rt->listeners = c.listeners;
+  rt->admin = c.admin;
+  rt->workers = c.workers;
+  rt->access_log = c.access_log;
+  std::unordered_map<std::string, std::size_t> index;
+  for (const auto& b : c.backends) {
+    auto url = boost::urls::parse_uri(b.url);
+    if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty())
+      return core::fail("backend " + b.name + ": \"" + b.url + "\" is not an http(s) URL");
+    const bool https = url->scheme() == "https";
+    Upstream u;
+    u.name = b.name;
+    u.target.host = std::string(url->host_address());
+    if (u.target.host.size() > 2 && u.target.host.front() == '[')
+      u.target.host = u.target.host.substr(1, u.target.host.size() - 2);
+    u.target.port = url->has_port() ? std::string(url->port()) : https ? "443" : "80";
+    u.target.connect_timeout = b.connect_timeout;
+    if (https) {
+      auto ctx = net::TlsClientContext::create(b.ca_file);
+      if (!ctx) return core::fail("backend " + b.name + ": " + ctx.error());
+      u.tls = std::move(ctx.value());
+      u.target.tls = u.tls.get();
+    } else if (!b.ca_file.empty()) {
+      return core::fail("backend " + b.name + ": ca_file is for https:// URLs only");
+    }
+    u.host_header = std::string(url->encoded_host_and_port());
+    u.base_path = std::string(url->encoded_path());
+    while (!u.base_path.empty() && u.base_path.back() == '/') u.base_path.pop_back();
+    u.response_timeout = b.response_timeout;
+    u.max_idle = b.max_idle_connections;
+    // A new CA bundle means new trust: connections made under the old one are not reused.
+    u.pool_key = b.url + '\n' + b.ca_file + '\n' + std::to_string(b.connect_timeout.count());
+    index[b.name] = rt->upstreams.size();
+    rt->upstreams.push_back(std::move(u));
+  }
+  for (const auto& api : c.apis) {
+    Route r{api, index.at(api.backend), slot_for(api.name), api.request_timeout};
+    if (r.request_timeout.count() < 0) r.request_timeout = c.limits.request_timeout;
+    rt->routes.push_back(std::move(r));
+  }
+  std::stable_sort(rt->routes.begin(), rt->routes.end(), [](const Route& a, const Route& b) {
+    return a.api.path.size() > b.api.path.size();
+  });
+  for (const auto& l : c.listeners) {
+    if (!l.tls) continue;
+    auto chain = read_file(l.tls->cert_file);
+    if (!chain) return core::fail(chain.error());
+    auto key = read_file(l.tls->key_file);
+    if (!key) return core::fail(key.error());
+    auto ctx = net::TlsServerContext::from_pem(chain.value(), key.value());
+    if (!ctx) return core::fail(l.tls->cert_file + ": " + ctx.error());
+    rt->tls_server = std::move(ctx.value());
+    break;  // one certificate for all TLS listeners (SNI per listener comes later)
+  }
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+std::string restart_needed(const Runtime& a, const Runtime& b) {
+  const auto same_listener = [](const config::Listener& x, const config::Listener& y) {
+    return x.address == y.address && x.port == y.port && x.tls.has_value() == y.tls.has_value();
+  };
+  std::vector<std::string> changed;
+  if (a.listeners.size() != b.listeners.size() ||
+      !std::equal(a.listeners.begin(), a.listeners.end(), b.listeners.begin(), same_listener))
+    changed.emplace_back("listeners");
+  if (a.admin.has_value() != b.admin.has_value() ||
+      (a.admin && !same_listener(*a.admin, *b.admin)))
+    changed.emplace_back("admin");
+  if (a.workers != b.workers) changed.emplace_back("workers");
+  if (a.access_log != b.access_log) changed.emplace_back("access_log");
+  std::string out;
+  for (const auto& c : changed) out += (out.empty() ? "" : ", ") + c;
+  return out;
+}
+
+}  // namespace mcpgate::proxy

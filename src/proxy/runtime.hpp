@@ -1,0 +1,60 @@
+// proxy: the immutable snapshot a request runs against — upstreams, routes, limits and the TLS
+// certificate — built from one configuration. A reload builds a new one and swaps it in; requests
+// in flight keep the snapshot they started with.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/result.hpp"
+#include "net/tls.hpp"
+#include "net/upstream.hpp"
+
+namespace mcpgate::proxy {
+
+struct Upstream {
+  std::string name;
+  net::UpstreamTarget target;
+  std::shared_ptr<const net::TlsClientContext> tls;  // target.tls points into it
+  std::string host_header;
+  std::string base_path;  // without a trailing '/'
+  std::chrono::milliseconds response_timeout;
+  std::size_t max_idle;
+  std::string pool_key;  // equal keys may share idle connections across reloads
+};
+
+struct Route {
+  config::Api api;
+  std::size_t upstream = 0;
+  std::size_t slot = 0;  // the API's row in the metrics
+  std::chrono::milliseconds request_timeout{0};
+};
+
+struct Runtime {
+  std::vector<Upstream> upstreams;
+  std::vector<Route> routes;  // longest prefix first
+  config::Limits limits;
+  std::shared_ptr<const net::TlsServerContext> tls_server;  // null without TLS listeners
+  // What only a restart changes, to refuse reloads that try.
+  std::vector<config::Listener> listeners;
+  std::optional<config::Listener> admin;
+  std::size_t workers = 0;
+  std::string access_log;
+
+  const Route* match(std::string_view path) const;
+};
+
+// `slot_for(api name)` gives the API's metrics row; rows are never reused for another name.
+core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
+    const config::Config& config, const std::function<std::size_t(const std::string&)>& slot_for);
+
+// Why `next` cannot replace `current` without a restart; empty when it can.
+std::string restart_needed(const Runtime& current, const Runtime& next);
+
+}  // namespace mcpgate::proxy
