@@ -12,6 +12,7 @@
 #include "core/json.hpp"
 #include "net/http_server.hpp"
 #include "proxy/gateway.hpp"
+#include "proxy/runtime.hpp"
 
 namespace mcpgate::app {
 namespace {
@@ -59,6 +60,12 @@ int run_gateway(const GatewayCommand& o) {
     return 2;
   }
   if (o.check) {
+    // Also what only building the runtime reads: certificates, keys and CA bundles.
+    auto rt = proxy::build_runtime(loaded.config, [](const std::string&) { return 0; });
+    if (!rt) {
+      std::cerr << o.config_path << ": " << rt.error() << "\n";
+      return 2;
+    }
     std::cout << o.config_path << ": ok (" << loaded.config.apis.size() << " APIs, "
               << loaded.config.backends.size() << " backends)\n";
     return 0;

@@ -235,8 +235,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         const std::string where = "backend \"" + b.name + "\"";
         const auto& n = kv.second;
         if (!r.mapping(n, where,
-                       {"url", "ca_file", "connect_timeout_ms", "response_timeout_ms",
-                        "max_idle_connections"})) {
+                       {"url", "ca_file", "tls_server_name", "connect_timeout_ms",
+                        "response_timeout_ms", "max_idle_connections"})) {
           continue;
         }
         if (!n["url"]) {
@@ -248,6 +248,15 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
           b.url = *url;
         }
         if (n["ca_file"]) b.ca_file = r.string(n["ca_file"], where + ".ca_file").value_or("");
+        if (n["tls_server_name"]) {
+          b.tls_server_name =
+              r.string(n["tls_server_name"], where + ".tls_server_name").value_or("");
+          if (b.tls_server_name.empty() ||
+              b.tls_server_name.find_first_of(" /:@\t") != std::string::npos)
+            r.error(n["tls_server_name"], where + ".tls_server_name must be a host name");
+        }
+        if (b.url.rfind("http://", 0) == 0 && (n["ca_file"] || n["tls_server_name"]))
+          r.error(n, where + ": ca_file and tls_server_name apply to https:// URLs only");
         if (n["connect_timeout_ms"])
           r.millis(n["connect_timeout_ms"], where + ".connect_timeout_ms", b.connect_timeout);
         if (n["response_timeout_ms"])

@@ -37,7 +37,8 @@ struct NamedValue {
 struct Backend {
   std::string name;
   std::string url;      // http://host:port[/base] or https://…
-  std::string ca_file;  // https: trust this bundle instead of the system store
+  std::string ca_file;          // https: trust this bundle instead of the system store
+  std::string tls_server_name;  // https: SNI and certificate name instead of the URL's host
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds response_timeout{60'000};  // until the response head arrives
   std::size_t max_idle_connections = 64;               // per worker

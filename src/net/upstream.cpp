@@ -59,15 +59,16 @@ asio::awaitable<ConnectResult> connect_upstream(asio::io_context& ioc, const Ups
   auto& ctx = *static_cast<asio::ssl::context*>(target.tls->native());
   UpstreamConn::tls_stream tls(std::move(stream), ctx);
   SSL* ssl = tls.native_handle();
+  const std::string& name = target.tls_name.empty() ? target.host : target.tls_name;
   boost::system::error_code ip_ec;
-  asio::ip::make_address(target.host, ip_ec);
+  asio::ip::make_address(name, ip_ec);
   if (ip_ec) {
     // A name: send it as SNI (RFC 6066 forbids IP literals there) and require it in the
     // certificate.
-    SSL_set_tlsext_host_name(ssl, target.host.c_str());
-    SSL_set1_host(ssl, target.host.c_str());
+    SSL_set_tlsext_host_name(ssl, name.c_str());
+    SSL_set1_host(ssl, name.c_str());
   } else {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), target.host.c_str());
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
   }
   auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, kTuple);
   if (hec) {

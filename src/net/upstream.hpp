@@ -61,6 +61,7 @@ class UpstreamConn {
 struct UpstreamTarget {
   std::string host;  // name or IP literal, without brackets
   std::string port;
+  std::string tls_name;  // SNI and the name the certificate must hold; empty: `host`
   const TlsClientContext* tls = nullptr;  // null: plain HTTP
   std::chrono::milliseconds connect_timeout{5000};
 };

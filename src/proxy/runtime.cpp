@@ -55,8 +55,10 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
       if (!ctx) return core::fail("backend " + b.name + ": " + ctx.error());
       u.tls = std::move(ctx.value());
       u.target.tls = u.tls.get();
-    } else if (!b.ca_file.empty()) {
-      return core::fail("backend " + b.name + ": ca_file is for https:// URLs only");
+      u.target.tls_name = b.tls_server_name;
+    } else if (!b.ca_file.empty() || !b.tls_server_name.empty()) {
+      return core::fail("backend " + b.name +
+                        ": ca_file and tls_server_name are for https:// URLs only");
     }
     u.host_header = std::string(url->encoded_host_and_port());
     u.base_path = std::string(url->encoded_path());
@@ -64,7 +66,8 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
     u.response_timeout = b.response_timeout;
     u.max_idle = b.max_idle_connections;
     // A new CA bundle means new trust: connections made under the old one are not reused.
-    u.pool_key = b.url + '\n' + b.ca_file + '\n' + std::to_string(b.connect_timeout.count());
+    u.pool_key = b.url + '\n' + b.ca_file + '\n' + b.tls_server_name + '\n' +
+                 std::to_string(b.connect_timeout.count());
     index[b.name] = rt->upstreams.size();
     rt->upstreams.push_back(std::move(u));
   }

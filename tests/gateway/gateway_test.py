@@ -3,6 +3,7 @@
 APIM-shaped errors, bounds, keep-alive, access log, configuration checks, drain on SIGTERM."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +53,9 @@ apis:
   - {{name: keep, path: /keep, backend: fake}}
   - {{name: mcp, path: /mcp, type: mcp, backend: fake, strip_prefix: true, allowed_origins: ["https://app.example"]}}
   - {{name: dead, path: /dead, backend: dead}}
+  - {{name: hosted, path: /hosted, backend: fake, strip_prefix: true, allowed_hosts: [localhost, "mcp.example:8443"]}}
+  - {{name: timed, path: /timed, backend: fake, strip_prefix: true, request_timeout_ms: 300}}
+  - {{name: beat, path: /beat, backend: fake, strip_prefix: true, sse_keepalive_ms: 150}}
 limits: {{max_body_bytes: 2000000, max_header_bytes: 8192}}
 admin: {{address: 127.0.0.1, port: 0}}
 workers: 2
@@ -177,6 +181,86 @@ workers: 2
         self.assertEqual(r.status_code, 403)
         self.assertEqual(r.text, '{ "statusCode": 403, "message": "Origin not allowed" }')
 
+    def test_host_check(self):
+        for host in ("localhost", "LOCALHOST:1234", "mcp.example:8443"):
+            self.assertEqual(self.get("/hosted/json", headers={"Host": host}).status_code, 200, host)
+        for host in ("evil.example", "mcp.example:9999", "localhost.evil.example"):
+            r = self.get("/hosted/json", headers={"Host": host})
+            self.assertEqual(r.status_code, 403, host)
+            self.assertEqual(r.text, '{ "statusCode": 403, "message": "Host not allowed" }')
+        # Other APIs have no allow-list.
+        self.assertEqual(self.get("/api/json", headers={"Host": "evil.example"}).status_code, 200)
+
+    def test_request_timeout(self):
+        started = time.time()
+        r = self.get("/timed/slow?delay=3")
+        self.assertEqual(r.status_code, 504)
+        self.assertLess(time.time() - started, 2.5)  # the 300 ms deadline, not the upstream's 3 s
+        self.assertEqual(r.json()["statusCode"], 504)
+        self.assertEqual(self.get("/timed/json").status_code, 200)
+
+    def read_raw_stream(self, path, until, timeout=10):
+        """Bytes of a GET's response as they come, until `until` is in them (raw: comments show)."""
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            data = b""
+            while until not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def test_sse_keep_alive_comments_between_events(self):
+        # Two events 1 s apart; a comment every 150 ms of silence keeps the stream warm.
+        data = self.read_raw_stream("/beat/sse?n=2&gap=1", b"\r\n0\r\n\r\n")
+        head, body = data.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        chunks = []
+        while body:
+            size, rest = body.split(b"\r\n", 1)
+            n = int(size, 16)
+            chunks.append(rest[:n])
+            body = rest[n + 2:]
+            if n == 0:
+                break
+        self.assertEqual(chunks[0], b'id: 0\ndata: {"n": 0}\n\n')
+        comments = [c for c in chunks if c == b":\n\n"]
+        self.assertGreaterEqual(len(comments), 3, chunks)
+        self.assertEqual(chunks[-2], b'id: 1\ndata: {"n": 1}\n\n')
+        self.assertEqual(b"".join(c for c in chunks if c != b":\n\n"),
+                         b'id: 0\ndata: {"n": 0}\n\nid: 1\ndata: {"n": 1}\n\n')
+
+    def test_body_ended_by_close_is_rechunked(self):
+        with requests.Session() as s:
+            r = s.get(self.gw.url + "/api/sse?n=3&close=1", timeout=10)
+            self.assertEqual(r.headers.get("Transfer-Encoding"), "chunked")
+            self.assertEqual(r.text.count("data:"), 3)
+            # The client's connection stays usable.
+            self.assertEqual(s.get(self.gw.url + "/api/json", timeout=10).status_code, 200)
+
+    def test_mcp_messages_are_read_logged_and_counted(self):
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get-weather", "arguments": {}}}
+        r = requests.post(self.gw.url + "/mcp/json", json=call, timeout=10)
+        self.assertEqual(r.status_code, 200)
+        rid = r.headers["X-Request-Id"]
+        line = eventually(lambda: next((l for l in self.gw.access_log() if l["request_id"] == rid), None))
+        self.assertEqual((line["mcp_method"], line["mcp_tool"]), ("tools/call", "get-weather"))
+        # A chunked message reaches the server whole, with its length.
+        body = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()
+        r = requests.post(self.gw.url + "/mcp/json", data=iter([body[:10], body[10:]]), timeout=10,
+                          headers={"Content-Type": "application/json"})
+        seen = r.json()
+        self.assertEqual(seen["headers"].get("Content-Length"), str(len(body)))
+        self.assertNotIn("Transfer-Encoding", seen["headers"])
+        self.assertEqual(seen["body_len"], len(body))
+        text = eventually(lambda: (lambda t: t if 'method="notifications/initialized"' in t else None)(
+            requests.get(self.gw.admin + "/metrics", timeout=10).text))
+        self.assertRegex(text, r'mcpgate_mcp_requests_total\{api="mcp",method="tools/call",tool="get-weather"\} [1-9]')
+        # Methods the client makes up share one label.
+        requests.post(self.gw.url + "/mcp/json", json={"jsonrpc": "2.0", "id": 2, "method": "x/\"y"}, timeout=10)
+        eventually(lambda: 'method="(other)",tool=""' in requests.get(self.gw.admin + "/metrics", timeout=10).text)
+
     def test_garbage_from_the_client_is_400(self):
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
             s.sendall(b"BLAH\r\n\r\n")
@@ -249,6 +333,63 @@ admin: {{address: 127.0.0.1, port: 0}}
                 up.stop()
 
 
+def make_ca_and_server_cert(d, names):
+    """A CA and a server certificate it signs for `names` (subjectAltName entries), via openssl."""
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-subj", "/CN=mcpgate test CA", "-days", "2",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=upstream")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=" + ",".join(names) + "\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return [os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key")]
+
+
+class GatewayHttpsUpstream(unittest.TestCase):
+    def test_https_upstreams_verify_the_certificate_and_send_sni(self):
+        with tempfile.TemporaryDirectory() as d:
+            ca, cert, key = make_ca_and_server_cert(d, ["DNS:upstream.test", "IP:127.0.0.1"])
+            up = FakeUpstream(tls=(cert, key))
+            gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends:
+  by-ip: {{url: "https://127.0.0.1:{up.port}", ca_file: "{ca}"}}
+  by-name: {{url: "https://127.0.0.1:{up.port}/base", ca_file: "{ca}", tls_server_name: upstream.test}}
+  wrong-name: {{url: "https://127.0.0.1:{up.port}", ca_file: "{ca}", tls_server_name: other.test}}
+  system-store: {{url: "https://127.0.0.1:{up.port}"}}
+apis:
+  - {{path: /ip, backend: by-ip, strip_prefix: true}}
+  - {{path: /name, backend: by-name, strip_prefix: true}}
+  - {{path: /wrong, backend: wrong-name, strip_prefix: true}}
+  - {{path: /system, backend: system-store, strip_prefix: true}}
+workers: 1
+""").start()
+            try:
+                r = requests.get(gw.url + "/ip/json", timeout=10)
+                self.assertEqual(r.status_code, 200)
+                self.assertEqual(r.json()["path"], "/json")
+                before = up.connections
+                with requests.Session() as s:
+                    for i in range(5):
+                        r = s.post(gw.url + "/name/echo", data=b"x" * (i * 10000), timeout=10)
+                        self.assertEqual((r.status_code, len(r.content)), (200, i * 10000))
+                self.assertEqual(up.connections - before, 1)  # one TLS connection, kept alive
+                self.assertIn("upstream.test", up.sni)
+                for path in ("/wrong/json", "/system/json"):
+                    r = requests.get(gw.url + path, timeout=10)
+                    self.assertEqual(r.status_code, 502, path)
+                    self.assertEqual(r.json()["statusCode"], 502)
+                    rid = r.headers["X-Request-Id"]
+                    line = eventually(lambda: next((l for l in gw.access_log() if l["request_id"] == rid), None))
+                    self.assertIn("certificate verify failed", line["error"])
+            finally:
+                gw.cleanup()
+                up.stop()
+
+
 class GatewayLifecycle(unittest.TestCase):
     def test_check_reports_every_error(self):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
@@ -264,6 +405,13 @@ class GatewayLifecycle(unittest.TestCase):
             f.flush()
             r = subprocess.run([MCPGATE, "gateway", "--check", "-c", f.name], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:  # files the runtime reads
+            f.write("listeners: [{port: 0}]\nbackends: {b: {url: 'https://127.0.0.1:1', ca_file: /nonexistent.pem}}\n"
+                    "apis: [{path: /x, backend: b}]\n")
+            f.flush()
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", f.name], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("/nonexistent.pem: no usable CA certificates", r.stderr)
 
     def test_slow_clients_are_dropped_after_the_header_timeout(self):
         up = FakeUpstream()
@@ -283,6 +431,89 @@ limits: {{header_timeout_ms: 300}}
         finally:
             gw.cleanup()
             up.stop()
+
+    def test_reload_on_file_change_keeps_in_flight_requests_and_refuses_bad_configs(self):
+        up = FakeUpstream()
+        config = lambda apis, port=0: f"""
+listeners: [{{port: {port}}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: {apis}
+admin: {{address: 127.0.0.1, port: 0}}
+"""
+        gw = Gateway(config("[{path: /a, backend: fake, strip_prefix: true}]")).start()
+        try:
+            result = {}
+            t = threading.Thread(target=lambda: result.setdefault("r", requests.get(gw.url + "/a/slow?delay=1.5", timeout=30)))
+            t.start()
+            time.sleep(0.3)
+            gw.write_config(config("[{path: /b, backend: fake, strip_prefix: true}]"))
+            eventually(lambda: requests.get(gw.url + "/b/json", timeout=10).status_code == 200)
+            self.assertEqual(requests.get(gw.url + "/a/json", timeout=10).status_code, 404)
+            t.join()
+            self.assertEqual(result["r"].status_code, 200)  # began before the reload: kept its routes
+            self.assertIn("reloaded", gw.stderr())
+            # A broken file is refused with its line; the running configuration stays.
+            gw.write_config(config("[{path: /c, backend: fake, colour: blue}]"))
+            eventually(lambda: "unknown key \"colour\"" in gw.stderr())
+            self.assertIn(f"{gw.config}:4:", gw.stderr())
+            self.assertEqual(requests.get(gw.url + "/b/json", timeout=10).status_code, 200)
+            # Listeners change only with a restart.
+            gw.write_config(config("[{path: /c, backend: fake}]", port=closed_port()))
+            eventually(lambda: "listeners changed" in gw.stderr())
+            self.assertEqual(requests.get(gw.url + "/c/json", timeout=10).status_code, 404)
+            metrics = requests.get(gw.admin + "/metrics", timeout=10).text
+            self.assertIn('mcpgate_config_reloads_total{result="applied"} 1\n', metrics)
+            self.assertIn('mcpgate_config_reloads_total{result="rejected"} 2\n', metrics)
+        finally:
+            gw.cleanup()
+            up.stop()
+
+    def test_sighup_reloads_and_reload_under_load_loses_no_request(self):
+        ups = [FakeUpstream(), FakeUpstream()]
+        config = lambda i: f"""
+listeners: [{{port: 0}}]
+backends: {{fake: {{url: "{ups[i % 2].url}", max_idle_connections: {4 + i % 3}}}}}
+apis: [{{path: /api, backend: fake, strip_prefix: true}}, {{path: /gen{i}, backend: fake, strip_prefix: true}}]
+workers: 2
+"""
+        gw = Gateway(config(0), args=["--no-watch"]).start()
+        try:
+            gw.write_config(config(1))
+            time.sleep(1.5)  # no watching: the file alone changes nothing
+            self.assertEqual(requests.get(gw.url + "/gen1/json", timeout=10).status_code, 404)
+            gw.proc.send_signal(signal.SIGHUP)
+            eventually(lambda: requests.get(gw.url + "/gen1/json", timeout=10).status_code == 200)
+
+            stop = threading.Event()
+            statuses, errors = [], []
+
+            def load():
+                with requests.Session() as s:
+                    while not stop.is_set():
+                        try:
+                            r = s.post(gw.url + "/api/echo", data=b"payload", timeout=10)
+                            statuses.append((r.status_code, r.content))
+                        except requests.RequestException as e:
+                            errors.append(repr(e))
+            threads = [threading.Thread(target=load) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for i in range(2, 22):  # 20 reloads, the backend alternating between two upstreams
+                gw.write_config(config(i))
+                gw.proc.send_signal(signal.SIGHUP)
+                time.sleep(0.1)
+            stop.set()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            self.assertGreater(len(statuses), 100)
+            self.assertEqual(set(statuses), {(200, b"payload")})
+            self.assertEqual(gw.stderr().count("reloaded"), 21)
+            self.assertTrue(all(u.requests for u in ups))  # both upstreams served
+        finally:
+            gw.cleanup()
+            for u in ups:
+                u.stop()
 
     def test_sigterm_lets_in_flight_requests_finish(self):
         up = FakeUpstream()

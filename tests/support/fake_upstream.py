@@ -3,6 +3,8 @@ acknowledgements, slow answers, resets and garbage. Binds 127.0.0.1 on a free po
 import json
 import select
 import socket
+import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class FakeUpstream:
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (cert_file, key_file) to serve HTTPS; the SNI names clients sent go to self.sni."""
+        self.sni = []
         self.connections = 0
         self.requests = []
         self.acks = {}
@@ -81,6 +85,17 @@ class FakeUpstream:
                 elif name == "sse":
                     n = int(q.get("n", 3))
                     stream = q.get("id", "s")
+                    if q.get("close"):
+                        # No length and no chunks: the body ends when the connection does.
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/event-stream")
+                        self.send_header("Connection", "close")
+                        self.end_headers()
+                        for i in range(n):
+                            self.wfile.write(f"id: {i}\ndata: {{\"n\": {i}}}\n\n".encode())
+                            self.wfile.flush()
+                        self.close_connection = True
+                        return
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.send_header("Cache-Control", "no-cache")
@@ -104,6 +119,8 @@ class FakeUpstream:
                         event = f"id: {i}\ndata: {{\"n\": {i}}}\n\n".encode()
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                         self.wfile.flush()
+                        if q.get("gap") and i + 1 < n:
+                            time.sleep(float(q["gap"]))
                         if q.get("ack") and i + 1 < n:
                             # The next event goes only after the client said it got this one:
                             # a buffering proxy deadlocks here and the test times out.
@@ -129,10 +146,23 @@ class FakeUpstream:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+                    super().handle_error(request, client_address)  # TLS refusals are expected
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            ctx.sni_callback = lambda sock, name, _ctx: self.sni.append(name)
+            # The handshake runs in the handler's thread (on first read), not in accept().
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+            self.url = f"https://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

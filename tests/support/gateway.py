@@ -11,7 +11,8 @@ MCPGATE = os.environ["MCPGATE_BIN"]
 
 
 class Gateway:
-    def __init__(self, config_text):
+    def __init__(self, config_text, args=()):
+        self.args = list(args)
         self.dir = tempfile.TemporaryDirectory(prefix="mcpgate-gw-")
         self.config = os.path.join(self.dir.name, "mcpgate.yaml")
         with open(self.config, "w") as f:
@@ -24,7 +25,7 @@ class Gateway:
         ready = os.path.join(self.dir.name, "ready.json")
         self.out = open(self.log_path, "w")
         self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen([MCPGATE, "gateway", "-c", self.config, "--ready-file", ready],
+        self.proc = subprocess.Popen([MCPGATE, "gateway", "-c", self.config, "--ready-file", ready, *self.args],
                                      stdout=self.out, stderr=self.err)
         deadline = time.time() + 20
         while not os.path.exists(ready):
@@ -38,6 +39,18 @@ class Gateway:
         self.url = self.urls[0]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
+
+    def write_config(self, text):
+        """Replaces the configuration file the way editors do: a new file renamed over it."""
+        tmp = self.config + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config)
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err_path) as f:
+            return f.read()
 
     def access_log(self):
         self.out.flush()
