@@ -3,7 +3,8 @@
 #   1. Debian and npm packages (scripts/setup.sh)
 #   2. release build: libraries, mcpgate, unit tests, benchmarks
 #   3. all tests with ctest: unit tests and process-level tests with third-party peers
-#   4. asan preset (ASan + UBSan + LeakSanitizer): the unit tests again
+#   4. asan preset (ASan + UBSan + LeakSanitizer): the unit tests again, and the gateway under
+#      10,000 randomly aborted requests
 #   5. libFuzzer smoke runs (clang) over the seed corpora
 #   6. the module layering check
 # Prints the time of each stage and a closing "N passed, N failed" line.
@@ -65,7 +66,7 @@ stage "build release" bash -c 'cmake --preset release >/dev/null && cmake --buil
 stage "tests (release)" run_ctest build/release
 stage "build asan" bash -c 'cmake --preset asan >/dev/null && cmake --build --preset asan'
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  stage "unit tests (asan)" run_ctest build/asan
+  stage "tests (asan)" run_ctest build/asan
 stage "build fuzz" bash -c 'cmake --preset fuzz >/dev/null && cmake --build --preset fuzz'
 fuzz_smoke() {
   local target

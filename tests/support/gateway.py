@@ -48,7 +48,8 @@ class Gateway:
         os.replace(tmp, self.config)
 
     def stderr(self):
-        self.err.flush()
+        if not self.err.closed:
+            self.err.flush()
         with open(self.err_path) as f:
             return f.read()
 
