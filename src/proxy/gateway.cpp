@@ -340,6 +340,21 @@ awaitable<void> send_heartbeats(Stream& client, std::shared_ptr<Heartbeat> hb,
   }
 }
 
+// The answer to a connection beyond limits.max_connections_per_worker, written within a second.
+awaitable<void> refuse_connection(tcp::socket socket) {
+  static const std::string response = [] {
+    const std::string body = apim_error_body(503, kTooManyConnections);
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+           "charset=utf-8\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" + body;
+  }();
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_after(std::chrono::seconds(1));
+  co_await asio::async_write(stream, asio::buffer(response), kTuple);
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
 // An idle connection kept for reuse, and the connections of one upstream on one worker.
 struct Pool {
   std::vector<net::UpstreamConn> idle;
@@ -375,6 +390,7 @@ struct Gateway::Impl {
     std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
     std::shared_ptr<const View> view;   // this worker's thread only, once running
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
+    std::atomic<std::size_t> connections{0};  // open client connections on this worker
 
     // Runs on the worker's thread (or before it starts).
     void install(std::shared_ptr<const Runtime> rt) {
@@ -399,7 +415,6 @@ struct Gateway::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
   std::vector<net::BoundAddress> bound;
-  std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<std::size_t> active_streams{0};
   std::atomic<bool> stopping{false};
@@ -902,13 +917,15 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
         Impl::Worker& w = *impl.workers[worker];
         const std::shared_ptr<const View> view = w.view;
         const Runtime& rt = *view->rt;
-        if (++impl.connections > rt.limits.max_connections_per_worker * impl.workers.size() ||
+        if (w.connections.load(std::memory_order_relaxed) >=
+                rt.limits.max_connections_per_worker ||
             (secure && !rt.tls_server)) {
-          --impl.connections;
-          boost::system::error_code ignored;
-          socket.close(ignored);
+          // Full: a plain connection is told so (503, then closed); a TLS one is closed, as an
+          // answer would need a handshake first.
+          if (!secure) asio::co_spawn(w.ioc, refuse_connection(std::move(socket)), asio::detached);
           return;
         }
+        ++w.connections;  // the guard below takes it back when the connection ends
         // The connection keeps the certificate it was accepted with, across reloads.
         auto serve = [&impl, &w, tls_server = secure ? rt.tls_server : nullptr](
                          auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
@@ -916,7 +933,7 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
         };
         asio::co_spawn(w.ioc,
                        net::run_connection(std::move(socket),
-                                           net::ConnectionGuard(impl.connections),
+                                           net::ConnectionGuard(w.connections),
                                            secure ? rt.tls_server.get() : nullptr,
                                            rt.limits.header_timeout, std::move(serve)),
                        asio::detached);
@@ -1047,7 +1064,8 @@ std::string Gateway::metrics_text() const {
   out +=
       "# HELP mcpgate_active_connections Open client connections.\n# TYPE "
       "mcpgate_active_connections gauge\n";
-  out += "mcpgate_active_connections " + std::to_string(impl.connections.load()) + "\n";
+  out += "mcpgate_active_connections " +
+         std::to_string(sum([](const Impl::Worker& w) { return w.connections.load(); })) + "\n";
   out +=
       "# HELP mcpgate_active_sse_streams Event streams being relayed.\n# TYPE "
       "mcpgate_active_sse_streams gauge\n";

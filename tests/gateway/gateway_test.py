@@ -515,6 +515,31 @@ workers: 2
             for u in ups:
                 u.stop()
 
+    def test_connections_beyond_the_limit_get_503(self):
+        up = FakeUpstream()
+        gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: [{{path: /, backend: fake}}]
+limits: {{max_connections_per_worker: 2}}
+workers: 1
+admin: {{address: 127.0.0.1, port: 0}}
+""").start()
+        try:
+            held = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(2)]
+            eventually(lambda: "mcpgate_active_connections 2\n" in requests.get(gw.admin + "/metrics", timeout=10).text)
+            r = requests.get(gw.url + "/json", timeout=10)
+            self.assertEqual(r.status_code, 503)
+            self.assertEqual(r.text, '{ "statusCode": 503, "message": "Service unavailable: too many connections, retry later" }')
+            self.assertEqual(r.headers["Retry-After"], "1")
+            for s in held:
+                s.close()
+            eventually(lambda: requests.get(gw.url + "/json", timeout=10).status_code == 200)
+            eventually(lambda: "mcpgate_active_connections 0\n" in requests.get(gw.admin + "/metrics", timeout=10).text)
+        finally:
+            gw.cleanup()
+            up.stop()
+
     def test_sigterm_lets_in_flight_requests_finish(self):
         up = FakeUpstream()
         gw = Gateway(f"""
