@@ -162,13 +162,13 @@ int run_gateway(const GatewayCommand& o) {
       (*gw)->reload_rejected();
       std::string all;
       for (const auto& e : next.errors) all += "\n  " + e.to_string();
-      say(std::string("reload (") + why + ") rejected, still serving the previous configuration:" +
-          all);
+      say(std::string("reload (") + why +
+          ") rejected, still serving the previous configuration:" + all);
       return;
     }
     if (auto refused = (*gw)->reload(next.config)) {
-      say(std::string("reload (") + why + ") rejected, still serving the previous configuration: " +
-          *refused);
+      say(std::string("reload (") + why +
+          ") rejected, still serving the previous configuration: " + *refused);
       return;
     }
     say(std::string("reloaded ") + o.config_path + " (" + why + "; " +

@@ -280,10 +280,9 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       for (std::size_t i = 0; i < as.size(); ++i) {
         const auto& n = as[i];
         const std::string where = "apis[" + std::to_string(i) + "]";
-        if (!r.mapping(
-                n, where,
-                {"name", "path", "type", "backend", "strip_prefix", "allowed_origins",
-                 "allowed_hosts", "request_timeout_ms", "sse_keepalive_ms", "policy"}))
+        if (!r.mapping(n, where,
+                       {"name", "path", "type", "backend", "strip_prefix", "allowed_origins",
+                        "allowed_hosts", "request_timeout_ms", "sse_keepalive_ms", "policy"}))
           continue;
         Api api;
         api.name = n["name"] ? r.string(n["name"], where + ".name").value_or("")
@@ -324,8 +323,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
                                         "[\"localhost\", \"mcp.example.com:8443\"]");
           for (const auto& h : api.allowed_hosts) {
             if (h.empty() || h.find_first_of(" /@\t") != std::string::npos)
-              r.error(n["allowed_hosts"], where + ".allowed_hosts: \"" + h +
-                                              "\" is not a host name or host:port");
+              r.error(n["allowed_hosts"],
+                      where + ".allowed_hosts: \"" + h + "\" is not a host name or host:port");
           }
         }
         if (n["request_timeout_ms"])
@@ -365,8 +364,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       if (l["idle_timeout_ms"])
         r.millis(l["idle_timeout_ms"], "limits.idle_timeout_ms", c.limits.idle_timeout);
       if (l["request_timeout_ms"])
-        r.millis(l["request_timeout_ms"], "limits.request_timeout_ms", c.limits.request_timeout,
-                 0);
+        r.millis(l["request_timeout_ms"], "limits.request_timeout_ms", c.limits.request_timeout, 0);
       if (l["max_connections_per_worker"]) {
         c.limits.max_connections_per_worker =
             r.number<std::size_t>(l["max_connections_per_worker"],

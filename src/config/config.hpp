@@ -36,7 +36,7 @@ struct NamedValue {
 
 struct Backend {
   std::string name;
-  std::string url;      // http://host:port[/base] or https://…
+  std::string url;              // http://host:port[/base] or https://…
   std::string ca_file;          // https: trust this bundle instead of the system store
   std::string tls_server_name;  // https: SNI and certificate name instead of the URL's host
   std::chrono::milliseconds connect_timeout{5'000};
@@ -50,8 +50,8 @@ struct Api {
   std::string type = "http";  // "http" or "mcp"
   std::string backend;
   bool strip_prefix = false;
-  std::vector<std::string> allowed_origins;  // MCP DNS-rebinding protection when not empty
-  std::vector<std::string> allowed_hosts;    // likewise for Host ("name" or "name:port")
+  std::vector<std::string> allowed_origins;       // MCP DNS-rebinding protection when not empty
+  std::vector<std::string> allowed_hosts;         // likewise for Host ("name" or "name:port")
   std::chrono::milliseconds request_timeout{-1};  // -1: limits.request_timeout; 0: none
   std::chrono::milliseconds sse_keepalive{0};     // 0: no keep-alive comments
 };

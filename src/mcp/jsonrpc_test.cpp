@@ -28,8 +28,7 @@ TEST(JsonRpc, ResponsesBatchesAndOtherBodies) {
   EXPECT_EQ(inspect_request(R"({"jsonrpc":"2.0","id":1,"error":{"code":1}})").kind,
             Kind::kResponse);
   EXPECT_EQ(inspect_request(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])").kind, Kind::kBatch);
-  EXPECT_EQ(inspect_request(R"({"jsonrpc":"1.0","id":1,"method":"ping"})").kind,
-            Kind::kNotJsonRpc);
+  EXPECT_EQ(inspect_request(R"({"jsonrpc":"1.0","id":1,"method":"ping"})").kind, Kind::kNotJsonRpc);
   EXPECT_EQ(inspect_request("not json").kind, Kind::kNotJsonRpc);
   EXPECT_EQ(inspect_request("").kind, Kind::kNotJsonRpc);
   EXPECT_EQ(inspect_request(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]})").tool,
@@ -41,8 +40,7 @@ TEST(JsonRpc, ResponsesBatchesAndOtherBodies) {
 }
 
 TEST(JsonRpc, UnknownMethodsShareOneLabel) {
-  EXPECT_EQ(method_label(inspect_request(R"({"jsonrpc":"2.0","id":1,"method":"x/y"})")),
-            "(other)");
+  EXPECT_EQ(method_label(inspect_request(R"({"jsonrpc":"2.0","id":1,"method":"x/y"})")), "(other)");
   EXPECT_EQ(method_label(inspect_request("[]")), "(batch)");
   EXPECT_EQ(method_label(inspect_request("{}")), "(none)");
 }

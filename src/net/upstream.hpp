@@ -74,9 +74,8 @@ struct ConnectResult {
 
 // Resolves, connects and (for TLS) handshakes with SNI and a host name (or IP address) check,
 // all before min(now + connect_timeout, deadline).
-boost::asio::awaitable<ConnectResult> connect_upstream(boost::asio::io_context& ioc,
-                                                       const UpstreamTarget& target,
-                                                       std::chrono::steady_clock::time_point
-                                                           deadline);
+boost::asio::awaitable<ConnectResult> connect_upstream(
+    boost::asio::io_context& ioc, const UpstreamTarget& target,
+    std::chrono::steady_clock::time_point deadline);
 
 }  // namespace mcpgate::net

@@ -87,7 +87,6 @@ bool acceptable_request_id(std::string_view id) {
   return true;
 }
 
-
 // Legacy HTTP+SSE (MCP 2024-11-05): the first event names the URL to POST messages to, relative
 // to the server's root (`event: endpoint` / `data: /message?sessionId=…`). When the gateway maps
 // a prefix onto that root, the path must carry the prefix again or the client's POSTs miss.
@@ -323,8 +322,8 @@ awaitable<void> send_heartbeats(Stream& client, std::shared_ptr<Heartbeat> hb,
     hb->writing = true;
     const auto bytes = hb->chunked ? kChunk : kRaw;
     beast::get_lowest_layer(client).expires_after(write_timeout);
-    auto [ec, n] = co_await asio::async_write(client, asio::buffer(bytes.data(), bytes.size()),
-                                              kTuple);
+    auto [ec, n] =
+        co_await asio::async_write(client, asio::buffer(bytes.data(), bytes.size()), kTuple);
     (void)n;
     hb->writing = false;
     hb->last_write = Clock::now();
@@ -572,10 +571,10 @@ struct Gateway::Impl {
       if (!options.access_log) return;
       core::JsonObject o;
       o.emplace_back(
-          "time", core::Json(core::format_utc(
-                      std::chrono::duration<double>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count())));
+          "time",
+          core::Json(core::format_utc(
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                  .count())));
       o.emplace_back("request_id", core::Json(request_id));
       o.emplace_back("client", core::Json(remote));
       o.emplace_back("api", route ? core::Json(route->api.name) : core::Json());
@@ -583,9 +582,10 @@ struct Gateway::Impl {
       o.emplace_back("path", core::Json(core::printable(path, 200)));
       o.emplace_back("status", core::Json::number(status));
       o.emplace_back("bytes", core::Json::number(static_cast<double>(bytes_out)));
-      o.emplace_back("duration_ms",
-                     core::Json::number(
-                         std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
+      o.emplace_back(
+          "duration_ms",
+          core::Json::number(
+              std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
       o.emplace_back("upstream_ms",
                      upstream_ms < 0 ? core::Json() : core::Json::number(upstream_ms));
       if (!mcp_info.method.empty()) {
@@ -612,7 +612,8 @@ struct Gateway::Impl {
     if (!route->api.allowed_origins.empty()) {
       const auto origin = req[bhttp::field::origin];
       bool allowed = origin.empty();
-      for (const auto& o : route->api.allowed_origins) allowed = allowed || core::iequals(o, origin);
+      for (const auto& o : route->api.allowed_origins)
+        allowed = allowed || core::iequals(o, origin);
       if (!allowed) co_return co_await refuse(403, kOriginNotAllowed);
     }
     if (!route->api.allowed_hosts.empty() &&
@@ -727,7 +728,8 @@ struct Gateway::Impl {
           ro.read_timeout = limits.idle_timeout;
           ro.write_timeout = up.response_timeout;
           ro.deadline = deadline;
-          const auto relayed = co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
+          const auto relayed =
+              co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -917,8 +919,7 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
         Impl::Worker& w = *impl.workers[worker];
         const std::shared_ptr<const View> view = w.view;
         const Runtime& rt = *view->rt;
-        if (w.connections.load(std::memory_order_relaxed) >=
-                rt.limits.max_connections_per_worker ||
+        if (w.connections.load(std::memory_order_relaxed) >= rt.limits.max_connections_per_worker ||
             (secure && !rt.tls_server)) {
           // Full: a plain connection is told so (503, then closed); a TLS one is closed, as an
           // answer would need a handshake first.
@@ -932,8 +933,7 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
           co_await impl.serve(stream, w, remote, tls);
         };
         asio::co_spawn(w.ioc,
-                       net::run_connection(std::move(socket),
-                                           net::ConnectionGuard(w.connections),
+                       net::run_connection(std::move(socket), net::ConnectionGuard(w.connections),
                                            secure ? rt.tls_server.get() : nullptr,
                                            rt.limits.header_timeout, std::move(serve)),
                        asio::detached);
@@ -1038,11 +1038,12 @@ std::string Gateway::metrics_text() const {
   if (!impl.stopping.load()) {
     std::vector<std::future<std::vector<std::pair<McpSeries, std::uint64_t>>>> copies;
     for (auto& w : impl.workers) {
-      auto task = std::make_shared<std::packaged_task<std::vector<std::pair<McpSeries, std::uint64_t>>()>>(
-          [worker = w.get()] {
-            return std::vector<std::pair<McpSeries, std::uint64_t>>(worker->mcp_calls.begin(),
-                                                                    worker->mcp_calls.end());
-          });
+      auto task =
+          std::make_shared<std::packaged_task<std::vector<std::pair<McpSeries, std::uint64_t>>()>>(
+              [worker = w.get()] {
+                return std::vector<std::pair<McpSeries, std::uint64_t>>(worker->mcp_calls.begin(),
+                                                                        worker->mcp_calls.end());
+              });
       copies.push_back(task->get_future());
       asio::post(w->ioc, [task] { (*task)(); });
     }
@@ -1057,8 +1058,8 @@ std::string Gateway::metrics_text() const {
   for (const auto& [k, n] : calls) {
     const auto& [slot, m, tool] = k;
     out += "mcpgate_mcp_requests_total{api=\"" +
-           prometheus_label(slot < names.size() ? names[slot] : "(new)") +
-           "\",method=\"" + prometheus_label(m) + "\",tool=\"" + prometheus_label(tool) + "\"} " +
+           prometheus_label(slot < names.size() ? names[slot] : "(new)") + "\",method=\"" +
+           prometheus_label(m) + "\",tool=\"" + prometheus_label(tool) + "\"} " +
            std::to_string(n) + "\n";
   }
   out +=

@@ -101,8 +101,7 @@ std::string restart_needed(const Runtime& a, const Runtime& b) {
   if (a.listeners.size() != b.listeners.size() ||
       !std::equal(a.listeners.begin(), a.listeners.end(), b.listeners.begin(), same_listener))
     changed.emplace_back("listeners");
-  if (a.admin.has_value() != b.admin.has_value() ||
-      (a.admin && !same_listener(*a.admin, *b.admin)))
+  if (a.admin.has_value() != b.admin.has_value() || (a.admin && !same_listener(*a.admin, *b.admin)))
     changed.emplace_back("admin");
   if (a.workers != b.workers) changed.emplace_back("workers");
   if (a.access_log != b.access_log) changed.emplace_back("access_log");
