@@ -63,7 +63,7 @@ int run_gateway(const GatewayCommand& o) {
     // Also what only building the runtime reads: certificates, keys and CA bundles.
     auto rt = proxy::build_runtime(loaded.config, [](const std::string&) { return 0; });
     if (!rt) {
-      std::cerr << o.config_path << ": " << rt.error() << "\n";
+      std::cerr << rt.error() << "\n";
       return 2;
     }
     std::cout << o.config_path << ": ok (" << loaded.config.apis.size() << " APIs, "

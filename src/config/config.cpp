@@ -81,6 +81,18 @@ class Reader {
       out = std::chrono::milliseconds(*v);
   }
 
+  // A file or folder name; relative ones are taken from the configuration file's folder.
+  std::string path(const YAML::Node& node, const std::string& what) {
+    auto v = string(node, what);
+    if (!v || v->empty()) {
+      if (v) error(node, what + " must name a file");
+      return {};
+    }
+    if ((*v)[0] == '/') return *v;
+    const auto slash = file_.rfind('/');
+    return slash == std::string::npos ? *v : file_.substr(0, slash + 1) + *v;
+  }
+
   std::vector<std::string> strings(const YAML::Node& node, const std::string& what,
                                    const std::string& example) {
     std::vector<std::string> out;
@@ -150,7 +162,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
   }
   if (!r.mapping(root, "the configuration",
                  {"listeners", "admin", "named_values", "backends", "apis", "limits", "workers",
-                  "access_log"})) {
+                  "access_log", "policy", "policy_fragments"})) {
     return result;
   }
 
@@ -335,10 +347,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
             r.error(n["sse_keepalive_ms"],
                     where + ".sse_keepalive_ms must be 0 (off) or at least 100");
         }
-        if (n["policy"])
-          r.error(n["policy"], where +
-                                   ".policy: policy documents arrive with the policy engine and "
-                                   "are not supported yet");
+        if (n["policy"]) api.policy = r.path(n["policy"], where + ".policy");
         c.apis.push_back(std::move(api));
       }
     }
@@ -373,6 +382,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
       }
     }
   }
+  if (root["policy"]) c.policy = r.path(root["policy"], "policy");
+  if (root["policy_fragments"]) c.policy_fragments = r.path(root["policy_fragments"], "policy_fragments");
   if (root["workers"])
     c.workers = r.number<std::size_t>(root["workers"], "workers", 0, 256).value_or(0);
   if (root["access_log"])

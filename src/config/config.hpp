@@ -54,6 +54,7 @@ struct Api {
   std::vector<std::string> allowed_hosts;         // likewise for Host ("name" or "name:port")
   std::chrono::milliseconds request_timeout{-1};  // -1: limits.request_timeout; 0: none
   std::chrono::milliseconds sse_keepalive{0};     // 0: no keep-alive comments
+  std::string policy;  // an API Management policy document (API scope); empty: none
 };
 
 struct Limits {
@@ -74,7 +75,9 @@ struct Config {
   std::vector<Backend> backends;
   std::vector<Api> apis;
   Limits limits;
-  std::size_t workers = 0;            // 0: one per core
+  std::string policy;            // the global-scope policy document; empty: none
+  std::string policy_fragments;  // folder of <fragment> documents for <include-fragment>
+  std::size_t workers = 0;       // 0: one per core
   std::string access_log = "stdout";  // "stdout", "off", or a file path
 };
 

@@ -22,7 +22,9 @@ backends:
 apis:
   - {name: mcp, path: /mcp, type: mcp, backend: mcp, strip_prefix: true, allowed_origins: ["https://app.example"],
      allowed_hosts: [localhost, "127.0.0.1:8080"], sse_keepalive_ms: 15000, request_timeout_ms: 0}
-  - {path: /, backend: mcp}
+  - {path: /, backend: mcp, policy: policies/api.xml}
+policy: /etc/mcpgate/global.xml
+policy_fragments: fragments
 limits: {max_body_bytes: 1024, header_timeout_ms: 500, request_timeout_ms: 30000}
 workers: 2
 access_log: "off"
@@ -45,6 +47,9 @@ access_log: "off"
   EXPECT_EQ(c.apis[1].request_timeout.count(), -1);  // inherits limits.request_timeout_ms
   EXPECT_EQ(c.limits.request_timeout.count(), 30000);
   EXPECT_EQ(c.apis[1].name, "api1");
+  EXPECT_EQ(c.apis[1].policy, "policies/api.xml");  // "gw.yaml" has no folder
+  EXPECT_EQ(c.policy, "/etc/mcpgate/global.xml");
+  EXPECT_EQ(c.policy_fragments, "fragments");
   EXPECT_EQ(c.limits.max_body_bytes, 1024u);
   EXPECT_EQ(c.workers, 2u);
   EXPECT_EQ(c.access_log, "off");
@@ -76,7 +81,6 @@ colour: blue
            "bad.yaml:6: apis[0].path must start with '/'",
            "bad.yaml:6: apis[0].type must be http or mcp",
            "bad.yaml:6: apis[0]: no backend named \"nope\"",
-           "bad.yaml:7: apis[1].policy: policy documents arrive with the policy engine",
            "bad.yaml:7: apis[1].allowed_hosts must be a list",
            "bad.yaml:7: apis[1].sse_keepalive_ms must be 0 (off) or at least 100",
            "bad.yaml:9: named value \"bad name\": names may hold",

@@ -71,10 +71,52 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
     index[b.name] = rt->upstreams.size();
     rt->upstreams.push_back(std::move(u));
   }
+  // Policy documents: every diagnostic of every document, all at once.
+  policy::LoadOptions load;
+  load.named_values = [&c](std::string_view name) -> std::optional<std::string> {
+    const auto it = c.named_values.find(std::string(name));
+    if (it == c.named_values.end()) return std::nullopt;
+    return it->second.value;
+  };
+  load.fragments_dir = c.policy_fragments;
+  std::vector<policy::Diagnostic> errors;
+  std::shared_ptr<const policy::PolicyDocument> global;
+  if (!c.policy.empty())
+    global = policy::load_policy_file(c.policy, policy::Scope::kGlobal, load, errors);
   for (const auto& api : c.apis) {
-    Route r{api, index.at(api.backend), slot_for(api.name), api.request_timeout};
+    Route r{api, index.at(api.backend), slot_for(api.name), api.request_timeout, {}};
     if (r.request_timeout.count() < 0) r.request_timeout = c.limits.request_timeout;
+    std::shared_ptr<const policy::PolicyDocument> own;
+    if (!api.policy.empty())
+      own = policy::load_policy_file(api.policy, policy::Scope::kApi, load, errors);
+    r.policies = policy::resolve({global, own});
     rt->routes.push_back(std::move(r));
+  }
+  // Until the policy engine runs them, a document with policies must not be served as if it
+  // had none: fail closed.
+  std::vector<const policy::Element*> pending;
+  for (const auto& r : rt->routes) {
+    for (const auto& section : r.policies.sections) {
+      for (const auto& step : section) {
+        const bool default_forward = step.element->name == "forward-request" &&
+                                     step.element->attributes.empty() && step.element->line == 0;
+        if (!default_forward &&
+            std::find(pending.begin(), pending.end(), step.element) == pending.end())
+          pending.push_back(step.element);
+      }
+    }
+  }
+  std::string report;
+  for (const auto& e : errors) report += (report.empty() ? "" : "\n") + e.to_string();
+  if (!report.empty()) return core::fail(report);
+  if (!pending.empty()) {
+    std::string names;
+    for (const auto* e : pending) {
+      if (names.find("<" + e->name + ">") == std::string::npos)
+        names += (names.empty() ? "<" : ", <") + e->name + ">";
+    }
+    return core::fail("the policy documents load, but running policies is not supported yet (" +
+                      names + "); the gateway refuses to serve them unenforced");
   }
   std::stable_sort(rt->routes.begin(), rt->routes.end(), [](const Route& a, const Route& b) {
     return a.api.path.size() > b.api.path.size();

@@ -15,6 +15,7 @@
 #include "core/result.hpp"
 #include "net/tls.hpp"
 #include "net/upstream.hpp"
+#include "policy/document.hpp"
 
 namespace mcpgate::proxy {
 
@@ -34,6 +35,7 @@ struct Route {
   std::size_t upstream = 0;
   std::size_t slot = 0;  // the API's row in the metrics
   std::chrono::milliseconds request_timeout{0};
+  policy::Pipeline policies;  // global → API, <base/> resolved
 };
 
 struct Runtime {

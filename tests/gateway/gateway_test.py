@@ -413,6 +413,40 @@ class GatewayLifecycle(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("/nonexistent.pem: no usable CA certificates", r.stderr)
 
+    def test_policy_documents_are_checked_and_never_served_unenforced(self):
+        with tempfile.TemporaryDirectory() as d:
+            def write(name, text):
+                with open(os.path.join(d, name), "w") as f:
+                    f.write(text)
+            write("bad.xml", "<policies>\n  <inbound>\n    <validate-azure-ad-token/>\n"
+                             "    <set-header name=\"x\"><value>{{nope}}</value></set-header>\n  </inbound>\n</policies>\n")
+            write("lab.xml", "<policies><inbound><base/><validate-azure-ad-token tenant-id=\"{{tenant}}\">"
+                             "<client-application-ids><application-id>{{client}}</application-id>"
+                             "</client-application-ids></validate-azure-ad-token></inbound></policies>")
+            write("base.xml", "<policies><inbound><base/></inbound><backend><base/></backend>"
+                              "<outbound><base/></outbound><on-error><base/></on-error></policies>")
+            config = lambda policy: f"""
+listeners: [{{port: 0}}]
+named_values: {{tenant: contoso.onmicrosoft.com, client: 00000000-0000-0000-0000-0000000000c1}}
+backends: {{b: {{url: "http://127.0.0.1:1"}}}}
+apis: [{{path: /x, backend: b, policy: {policy}}}]
+"""
+            write("gw.yaml", config("bad.xml"))  # relative to the configuration's folder
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f"{d}/bad.xml:3: <validate-azure-ad-token> needs the attribute tenant-id", r.stderr)
+            self.assertIn(f"{d}/bad.xml:4: unknown named value {{{{nope}}}}", r.stderr)
+            write("gw.yaml", config("lab.xml"))
+            r = subprocess.run([MCPGATE, "gateway", "-c", os.path.join(d, "gw.yaml")],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("running policies is not supported yet (<validate-azure-ad-token>)", r.stderr)
+            write("gw.yaml", config("base.xml"))
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_slow_clients_are_dropped_after_the_header_timeout(self):
         up = FakeUpstream()
         gw = Gateway(f"""
