@@ -383,7 +383,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
     }
   }
   if (root["policy"]) c.policy = r.path(root["policy"], "policy");
-  if (root["policy_fragments"]) c.policy_fragments = r.path(root["policy_fragments"], "policy_fragments");
+  if (root["policy_fragments"])
+    c.policy_fragments = r.path(root["policy_fragments"], "policy_fragments");
   if (root["workers"])
     c.workers = r.number<std::size_t>(root["workers"], "workers", 0, 256).value_or(0);
   if (root["access_log"])

@@ -75,9 +75,9 @@ struct Config {
   std::vector<Backend> backends;
   std::vector<Api> apis;
   Limits limits;
-  std::string policy;            // the global-scope policy document; empty: none
-  std::string policy_fragments;  // folder of <fragment> documents for <include-fragment>
-  std::size_t workers = 0;       // 0: one per core
+  std::string policy;                 // the global-scope policy document; empty: none
+  std::string policy_fragments;       // folder of <fragment> documents for <include-fragment>
+  std::size_t workers = 0;            // 0: one per core
   std::string access_log = "stdout";  // "stdout", "off", or a file path
 };
 

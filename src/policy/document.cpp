@@ -48,7 +48,9 @@ class Checker {
           int fragment_depth)
       : file_(file), options_(options), errors_(errors), fragment_depth_(fragment_depth) {}
 
-  void error(int line, std::string message) { errors_.push_back({file_, line, std::move(message)}); }
+  void error(int line, std::string message) {
+    errors_.push_back({file_, line, std::move(message)});
+  }
 
   // A value that may be an expression: refused while expressions are not supported, and where
   // the policy's reference forbids them.
@@ -75,7 +77,8 @@ class Checker {
       }
       if (!as) {
         std::string known;
-        for (const auto& s : spec.attributes) known += (known.empty() ? "" : ", ") + std::string(s.name);
+        for (const auto& s : spec.attributes)
+          known += (known.empty() ? "" : ", ") + std::string(s.name);
         if (is_policy) known += std::string(known.empty() ? "" : ", ") + "id";
         error(a.value.line, "unknown attribute " + a.name + " on <" + e.name + ">" +
                                 (known.empty() ? " (it takes none)" : " (known: " + known + ")"));
@@ -134,7 +137,8 @@ class Checker {
       return;
     }
     if (!e.text) {
-      if (spec.text == ElementSpec::Text::kRequired) error(e.line, "<" + e.name + "> needs a value");
+      if (spec.text == ElementSpec::Text::kRequired)
+        error(e.line, "<" + e.name + "> needs a value");
       return;
     }
     constant(*e.text, spec.text_expressions, "the text of <" + e.name + ">");
@@ -169,7 +173,8 @@ class Checker {
           e.name == "on-error") {
         error(e.line, "<" + e.name + "> belongs directly inside <policies>");
       } else {
-        error(e.line, "unknown policy <" + e.name + "> (mcpgate does not support it, or it is misspelt)");
+        error(e.line,
+              "unknown policy <" + e.name + "> (mcpgate does not support it, or it is misspelt)");
       }
       return;
     }
@@ -213,11 +218,14 @@ class Checker {
     };
     if (e.name == "validate-azure-ad-token" &&
         count({"header-name", "query-parameter-name", "token-value"}) > 1)
-      error(e.line, "<validate-azure-ad-token> takes at most one of header-name, "
-                    "query-parameter-name and token-value");
-    if (e.name == "validate-jwt" && count({"header-name", "query-parameter-name", "token-value"}) != 1)
-      error(e.line, "<validate-jwt> needs exactly one of header-name, query-parameter-name and "
-                    "token-value");
+      error(e.line,
+            "<validate-azure-ad-token> takes at most one of header-name, "
+            "query-parameter-name and token-value");
+    if (e.name == "validate-jwt" &&
+        count({"header-name", "query-parameter-name", "token-value"}) != 1)
+      error(e.line,
+            "<validate-jwt> needs exactly one of header-name, query-parameter-name and "
+            "token-value");
     if (e.name == "set-backend-service" && count({"base-url", "backend-id"}) != 1)
       error(e.line, "<set-backend-service> needs exactly one of base-url and backend-id");
     if (e.name == "quota-by-key" && count({"calls", "bandwidth"}) == 0)
@@ -236,8 +244,9 @@ class Checker {
           const int kinds = (k.text ? 1 : 0) + (k.attribute("certificate-id") ? 1 : 0) +
                             ((k.attribute("n") || k.attribute("e")) ? 1 : 0);
           if (kinds != 1 || (k.attribute("n") != nullptr) != (k.attribute("e") != nullptr))
-            error(k.line, "a signing <key> is one of: base64 text (a symmetric key), "
-                          "certificate-id, or n and e (an RSA key)");
+            error(k.line,
+                  "a signing <key> is one of: base64 text (a symmetric key), "
+                  "certificate-id, or n and e (an RSA key)");
         }
       }
     }
@@ -258,7 +267,8 @@ class Checker {
             error(cond->value.line, "condition of <when> must be a boolean expression or constant");
         }
         for (const auto& a : c.attributes) {
-          if (a.name != "condition") error(a.value.line, "unknown attribute " + a.name + " on <when>");
+          if (a.name != "condition")
+            error(a.value.line, "unknown attribute " + a.name + " on <when>");
         }
       } else if (c.name == "otherwise") {
         if (otherwise) error(c.line, "<choose> holds at most one <otherwise>");
@@ -278,9 +288,11 @@ class Checker {
     if (!id || !id->value.constant()) return;  // reported by attributes()
     const std::string& name = id->value.text;
     if (name.empty() || name.size() > 80 ||
-        !std::all_of(name.begin(), name.end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-        }) ||
+        !std::all_of(name.begin(), name.end(),
+                     [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                              c == '.';
+                     }) ||
         name.front() == '.') {
       return error(id->value.line, "fragment-id \"" + name + "\" is not a fragment name");
     }
@@ -294,7 +306,8 @@ class Checker {
     if (root.name.empty()) return;
     Checker inner(path, options_, errors_, fragment_depth_ + 1);
     if (root.name != "fragment") {
-      inner.error(root.line, "a policy fragment's root element is <fragment>, not <" + root.name + ">");
+      inner.error(root.line,
+                  "a policy fragment's root element is <fragment>, not <" + root.name + ">");
       return;
     }
     if (!root.attributes.empty()) inner.error(root.line, "<fragment> takes no attributes");
@@ -330,8 +343,8 @@ std::shared_ptr<const PolicyDocument> load_policy(std::string_view text, const s
   Checker check(file, options, errors, 0);
   Element& root = doc->root;
   if (root.name != "policies") {
-    check.error(root.line, "the root element of a policy document is <policies>, not <" +
-                               root.name + ">");
+    check.error(root.line,
+                "the root element of a policy document is <policies>, not <" + root.name + ">");
     return nullptr;
   }
   if (!root.attributes.empty()) check.error(root.line, "<policies> takes no attributes");
@@ -342,8 +355,8 @@ std::shared_ptr<const PolicyDocument> load_policy(std::string_view text, const s
       if (s.name == section_name(kSections[i])) index = i;
     }
     if (index == kSections.size()) {
-      check.error(s.line, "<policies> holds inbound, backend, outbound and on-error, not <" +
-                              s.name + ">");
+      check.error(s.line,
+                  "<policies> holds inbound, backend, outbound and on-error, not <" + s.name + ">");
       continue;
     }
     if (doc->sections[index]) {
@@ -355,7 +368,8 @@ std::shared_ptr<const PolicyDocument> load_policy(std::string_view text, const s
     const Section section = kSections[index];
     int bases = 0;
     for (auto& p : s.children) {
-      if (p.name == "base" && ++bases > 1) check.error(p.line, "<base/> appears twice in <" + s.name + ">");
+      if (p.name == "base" && ++bases > 1)
+        check.error(p.line, "<base/> appears twice in <" + s.name + ">");
       check.policy(p, section);
     }
     if (section == kBackend && s.children.size() > 1)

@@ -30,7 +30,8 @@ TEST(PolicyLoad, GoldenDocuments) {
     if (entry.path().extension() != ".xml") continue;
     ++files;
     const std::string xml = entry.path().string();
-    std::ifstream want_in(entry.path().parent_path() / (entry.path().stem().string() + ".expected"));
+    std::ifstream want_in(entry.path().parent_path() /
+                          (entry.path().stem().string() + ".expected"));
     ASSERT_TRUE(want_in) << "no .expected beside " << xml;
     std::stringstream want;
     want << want_in.rdbuf();

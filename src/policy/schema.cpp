@@ -43,10 +43,8 @@ const ElementSpec kValue{"value", 0, {}, {}, T::kOptional};
 const ElementSpec kApplicationId{"application-id", 0, {}, {}, T::kRequired, false};
 const ElementSpec kAudience{"audience", 0, {}, {}, T::kRequired};
 const ElementSpec kIssuer{"issuer", 0, {}, {}, T::kRequired};
-const ElementSpec kClaim{"claim",
-                         0,
-                         {str("name", true), choice("match", "all|any"), str("separator")},
-                         {&kValue}};
+const ElementSpec kClaim{
+    "claim", 0, {str("name", true), choice("match", "all|any"), str("separator")}, {&kValue}};
 const ElementSpec kRequiredClaims{"required-claims", 0, {}, {&kClaim}};
 const ElementSpec kAudiences{"audiences", 0, {}, {&kAudience}};
 const ElementSpec kIssuers{"issuers", 0, {}, {&kIssuer}};
@@ -68,7 +66,9 @@ const ElementSpec kMethod{"method", 0, {}, {}, T::kRequired, false};
 const ElementSpec kHeader{"header", 0, {}, {}, T::kRequired, false};
 const ElementSpec kAllowedOrigins{"allowed-origins", 0, {}, {&kOrigin}};
 const ElementSpec kAllowedMethods{
-    "allowed-methods", 0, {integer("preflight-result-max-age", 0, 2147483647, false, false)},
+    "allowed-methods",
+    0,
+    {integer("preflight-result-max-age", 0, 2147483647, false, false)},
     {&kMethod}};
 const ElementSpec kAllowedHeaders{"allowed-headers", 0, {}, {&kHeader}};
 const ElementSpec kExposeHeaders{"expose-headers", 0, {}, {&kHeader}};
@@ -78,19 +78,18 @@ const ElementSpec kAddressRange{
 
 constexpr unsigned kAll = kAllSections;
 
-const ElementSpec kSetStatus{"set-status",
-                             kAll,
-                             {integer("code", 100, 599, true), str("reason")}};
-const ElementSpec kSetHeader{"set-header",
-                             kAll,
-                             {str("name", true), choice("exists-action", "override|skip|append|delete")},
-                             {&kValue}};
-const ElementSpec kSetBody{"set-body",
-                           kInbound | kBackend | kOutbound | kOnError,
-                           {choice("template", "liquid|none"), choice("xsi-nil", "blank|null"),
-                            boolean("parse-date")},
-                           {},
-                           T::kOptional};
+const ElementSpec kSetStatus{"set-status", kAll, {integer("code", 100, 599, true), str("reason")}};
+const ElementSpec kSetHeader{
+    "set-header",
+    kAll,
+    {str("name", true), choice("exists-action", "override|skip|append|delete")},
+    {&kValue}};
+const ElementSpec kSetBody{
+    "set-body",
+    kInbound | kBackend | kOutbound | kOnError,
+    {choice("template", "liquid|none"), choice("xsi-nil", "blank|null"), boolean("parse-date")},
+    {},
+    T::kOptional};
 
 const ElementSpec kPolicies[] = {
     {"validate-azure-ad-token",
@@ -118,7 +117,9 @@ const ElementSpec kPolicies[] = {
      {&kValue}},
     kSetStatus,
     kSetBody,
-    {"return-response", kAll, {str("response-variable-name", false, false)},
+    {"return-response",
+     kAll,
+     {str("response-variable-name", false, false)},
      {&kSetStatus, &kSetHeader, &kSetBody}},
     {"mock-response",
      kInbound | kOutbound | kOnError,
@@ -148,7 +149,8 @@ const ElementSpec kPolicies[] = {
       str("total-calls-header-name", false, false)}},
     {"quota-by-key",
      kInbound,
-     {integer("calls", 1, 2147483647, false, false), integer("bandwidth", 1, 2147483647, false, false),
+     {integer("calls", 1, 2147483647, false, false),
+      integer("bandwidth", 1, 2147483647, false, false),
       integer("renewal-period", 0, 2147483647, true, false), str("counter-key", true),
       boolean("increment-condition"), str("first-period-start")}},
     {"limit-concurrency",

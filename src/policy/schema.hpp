@@ -23,9 +23,9 @@ struct AttributeSpec {
   std::string_view name;
   Kind kind = Kind::kString;
   bool required = false;
-  bool expressions = true;       // false: APIM says "policy expressions aren't allowed"
-  std::string_view choices;      // kChoice: values separated by '|'
-  long long min = 0, max = 0;    // kInteger: inclusive bounds (max 0: none)
+  bool expressions = true;     // false: APIM says "policy expressions aren't allowed"
+  std::string_view choices;    // kChoice: values separated by '|'
+  long long min = 0, max = 0;  // kInteger: inclusive bounds (max 0: none)
 };
 
 struct ElementSpec {

@@ -200,7 +200,10 @@ class Reader {
  public:
   Reader(std::string_view original, const std::string& file, const NamedValueLookup& named,
          std::vector<Diagnostic>& errors)
-      : original_(original), file_(file), errors_(errors) {
+      : original_(original),
+        file_(file),
+        errors_(errors),
+        file_ptr_(std::make_shared<const std::string>(file)) {
     for (std::size_t i = 0; i < original.size(); ++i) {
       if (original[i] == '\n') newlines_.push_back(i);
     }
@@ -256,11 +259,11 @@ class Reader {
       const auto close = original_.find("}}", open + 2);
       if (close == npos) break;
       const std::string_view name = original_.substr(open + 2, close - open - 2);
-      const bool is_name = !name.empty() && name.size() <= 256 &&
-                           std::all_of(name.begin(), name.end(), [](char c) {
-                             return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-                           });
+      const bool is_name =
+          !name.empty() && name.size() <= 256 && std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == '.';
+          });
       if (!is_name) {
         search = open + 2;
         continue;
@@ -353,6 +356,7 @@ class Reader {
     if (depth > kMaxDepth) return fail(i, "elements nest too deeply"), false;
     if (++elements_ > kMaxElements) return fail(i, "too many elements"), false;
     out.line = line(i);
+    out.file = file_ptr_;
     std::size_t n = i + 1;
     while (n < t_.size() && is_name_char(t_[n])) ++n;
     out.name = std::string(view().substr(i + 1, n - i - 1));
@@ -372,7 +376,8 @@ class Reader {
       }
       std::size_t a = i;
       while (a < t_.size() && is_name_char(t_[a])) ++a;
-      if (a == i) return fail(i, "unexpected '" + std::string(1, t_[i]) + "' in <" + out.name + ">"), false;
+      if (a == i)
+        return fail(i, "unexpected '" + std::string(1, t_[i]) + "' in <" + out.name + ">"), false;
       Attribute attr;
       attr.name = std::string(view().substr(i, a - i));
       i = a;
@@ -430,8 +435,7 @@ class Reader {
           const std::string_view name = view().substr(i + 2, n2 - i - 2);
           while (n2 < t_.size() && is_space(t_[n2])) ++n2;
           if (name != out.name || n2 >= t_.size() || t_[n2] != '>')
-            return fail(i, "</" + std::string(name) + "> does not close <" + out.name + ">"),
-                   false;
+            return fail(i, "</" + std::string(name) + "> does not close <" + out.name + ">"), false;
           i = n2 + 1;
           break;
         } else {
@@ -482,6 +486,7 @@ class Reader {
   std::string_view view() const { return t_; }
   std::vector<Span> map_;
   std::size_t elements_ = 0;
+  std::shared_ptr<const std::string> file_ptr_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,7 @@ struct Attribute {
 
 struct Element {
   std::string name;
+  std::shared_ptr<const std::string> file;  // the document (or fragment) it was read from
   int line = 0;
   std::vector<Attribute> attributes;
   std::vector<Element> children;

@@ -15,16 +15,16 @@ TEST(PolicyXml, ExpressionEndsSkipCSharpLiterals) {
   EXPECT_EQ(after("@(a)|"), "|");
   EXPECT_EQ(after("@(f(\")\") + g('(') )|"), "|");
   EXPECT_EQ(after("@{ return \"}\"; }|"), "|");
-  EXPECT_EQ(after("@(@\"a\"\")\" + 1)|"), "|");              // verbatim: "" is a quote
-  EXPECT_EQ(after("@($\"a{b(\")\")}c\")|"), "|");            // a hole with a string
-  EXPECT_EQ(after("@($\"{{x}} {d:yyyy-MM-dd)}\")|"), "|");     // {{ }} and a format clause
-  EXPECT_EQ(after("@($\"{(a ? b : c)}\")|"), "|");             // ':' inside parentheses
-  EXPECT_EQ(after("@($@\"{x}\"\"\")|"), "|");                  // verbatim interpolated
-  EXPECT_EQ(after("@(a // )\n)|"), "|");                        // line comment
-  EXPECT_EQ(after("@(a /* ) */ )|"), "|");                       // block comment
-  EXPECT_EQ(after("@('\\'' + ')')|"), "|");                      // char literals
-  EXPECT_EQ(after("@(a\n)|"), "|");                             // code may span lines
-  EXPECT_EQ(after("@(\"a\nb\")|"), "<none>");                    // a regular string may not
+  EXPECT_EQ(after("@(@\"a\"\")\" + 1)|"), "|");             // verbatim: "" is a quote
+  EXPECT_EQ(after("@($\"a{b(\")\")}c\")|"), "|");           // a hole with a string
+  EXPECT_EQ(after("@($\"{{x}} {d:yyyy-MM-dd)}\")|"), "|");  // {{ }} and a format clause
+  EXPECT_EQ(after("@($\"{(a ? b : c)}\")|"), "|");          // ':' inside parentheses
+  EXPECT_EQ(after("@($@\"{x}\"\"\")|"), "|");               // verbatim interpolated
+  EXPECT_EQ(after("@(a // )\n)|"), "|");                    // line comment
+  EXPECT_EQ(after("@(a /* ) */ )|"), "|");                  // block comment
+  EXPECT_EQ(after("@('\\'' + ')')|"), "|");                 // char literals
+  EXPECT_EQ(after("@(a\n)|"), "|");                         // code may span lines
+  EXPECT_EQ(after("@(\"a\nb\")|"), "<none>");               // a regular string may not
   EXPECT_EQ(after("@(a"), "<none>");
   EXPECT_EQ(after("@(\"a)"), "<none>");
   EXPECT_EQ(after("x"), "<none>");
@@ -95,7 +95,8 @@ TEST(PolicyXml, NamedValuesAreTextualAndKeepLines) {
   EXPECT_EQ(root.attribute("t")->value.text, "contoso.onmicrosoft.com");
   EXPECT_EQ(root.attribute("m")->value.text, "line1\nline2\nline3");
   EXPECT_EQ(root.children[0].line, 2);  // a three-line value above does not move the lines
-  EXPECT_EQ(root.children[0].attribute("u")->value.text, "https://login/contoso.onmicrosoft.com/v2.0");
+  EXPECT_EQ(root.children[0].attribute("u")->value.text,
+            "https://login/contoso.onmicrosoft.com/v2.0");
   EXPECT_EQ(root.children[0].text->text, "$\"contoso.onmicrosoft.com\"");
   EXPECT_EQ(root.children[2].line, 4);
   EXPECT_EQ(root.children[2].attribute("j")->value.text, "$\"{{ \"a\": 1 }}\"");  // not a name

@@ -36,6 +36,7 @@
 #include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
 #include "net/upstream.hpp"
+#include "policy/runtime.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/runtime.hpp"
 
@@ -339,6 +340,22 @@ awaitable<void> send_heartbeats(Stream& client, std::shared_ptr<Heartbeat> hb,
   }
 }
 
+// The policy engine's view of a Beast message's fields.
+class BeastFields final : public policy::HeaderMap {
+ public:
+  explicit BeastFields(bhttp::fields& f) : f_(f) {}
+  std::vector<std::string> values(std::string_view name) const override {
+    std::vector<std::string> out;
+    for (auto [it, end] = f_.equal_range(name); it != end; ++it) out.emplace_back(it->value());
+    return out;
+  }
+  void erase(std::string_view name) override { f_.erase(name); }
+  void add(std::string_view name, std::string_view value) override { f_.insert(name, value); }
+
+ private:
+  bhttp::fields& f_;
+};
+
 // The answer to a connection beyond limits.max_connections_per_worker, written within a second.
 awaitable<void> refuse_connection(tcp::socket socket) {
   static const std::string response = [] {
@@ -473,6 +490,59 @@ struct Gateway::Impl {
     auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
     (void)n;
     co_return !ec && keep_alive;
+  }
+
+  // Writes a response the pipeline made (return-response, mock-response, on-error's answer).
+  template <class Stream>
+  awaitable<bool> write_local(Stream& stream, unsigned version, bool keep_alive,
+                              const policy::LocalResponse& r, const std::string& request_id,
+                              std::chrono::milliseconds write_timeout, std::uint64_t& bytes) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+    if (!r.reason.empty()) res.reason(r.reason);
+    for (const auto& [name, value] : r.headers) res.insert(name, value);
+    res.erase(bhttp::field::transfer_encoding);
+    res.erase(bhttp::field::content_length);
+    res.set("X-Request-Id", request_id);
+    if (r.body) res.body() = *r.body;
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(stream, res, kTuple);
+    bytes += n;
+    co_return !ec && keep_alive;
+  }
+
+  // After a policy error (ctx.error set): on-error runs with the error's status; without a
+  // return-response there, the caller gets the error's APIM body with what on-error changed.
+  static policy::LocalResponse on_error(const policy::Program& program, policy::Context& ctx) {
+    policy::FieldList headers;
+    ctx.response_headers = &headers;
+    ctx.status = ctx.error->status;
+    ctx.reason.clear();
+    ctx.response_body.reset();
+    ctx.respond.reset();
+    const policy::LastError error = *ctx.error;
+    const auto flow = policy::run_section(program, policy::kOnError, ctx);
+    if (flow == policy::Flow::kRespond) return *ctx.respond;
+    policy::LocalResponse out;
+    if (flow == policy::Flow::kError) {  // on-error failed too: the first error's own answer
+      out.status = error.status;
+      out.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+      out.body = apim_error_body(error.status, error.response_message);
+      return out;
+    }
+    out.status = ctx.status;
+    out.reason = ctx.reason;
+    out.headers = std::move(headers.fields);
+    if (ctx.response_body) {
+      out.body = *ctx.response_body;
+    } else {
+      out.body = apim_error_body(ctx.status, error.response_message);
+      if (std::none_of(out.headers.begin(), out.headers.end(),
+                       [](const auto& h) { return core::iequals(h.first, "Content-Type"); }))
+        out.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+    }
+    return out;
   }
 
   // ---- upstream connections -----------------------------------------------------------------
@@ -669,6 +739,51 @@ struct Gateway::Impl {
                            ? target.substr(route->api.path.size())
                            : target;
     if (rest.empty() || rest[0] == '?') rest = "/" + rest;
+
+    // Policies: inbound, then backend (whose forward-request decides the forwarding).
+    std::optional<policy::Context> pctx;
+    BeastFields req_fields(req);
+    std::chrono::milliseconds response_timeout = up.response_timeout;
+    const auto answer = [&](const policy::LocalResponse& r) -> awaitable<bool> {
+      status = r.status;
+      if (pctx && pctx->error) error = pctx->error->source + ": " + pctx->error->reason;
+      const bool keep = co_await write_local(client, version, client_keep_alive && req_p.is_done(),
+                                             r, request_id, limits.idle_timeout, bytes_out);
+      log();
+      co_return keep;
+    };
+    if (!route->plain) {
+      pctx.emplace();
+      policy::Context& ctx = *pctx;
+      ctx.method = method;
+      const auto q = rest.find('?');
+      ctx.path = rest.substr(0, q);
+      if (q != std::string::npos) ctx.query = rest.substr(q + 1);
+      ctx.client_ip = remote;
+      ctx.request_headers = &req_fields;
+      auto flow = policy::run_section(*route->program, policy::kInbound, ctx);
+      if (flow == policy::Flow::kContinue)
+        flow = policy::run_section(*route->program, policy::kBackend, ctx);
+      if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
+      if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
+      if (!ctx.forward) {
+        // Nothing forwards: outbound runs at once on an empty 200 (apim-policies.md §1.1).
+        policy::FieldList headers;
+        ctx.status = 200;
+        ctx.response_headers = &headers;
+        flow = policy::run_section(*route->program, policy::kOutbound, ctx);
+        if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
+        if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
+        policy::LocalResponse r;
+        r.status = ctx.status;
+        r.reason = ctx.reason;
+        r.headers = std::move(headers.fields);
+        r.body = ctx.response_body.value_or(std::string());
+        co_return co_await answer(r);
+      }
+      if (ctx.forward_timeout.count() > 0) response_timeout = ctx.forward_timeout;
+      rest = ctx.path + (ctx.query.empty() ? std::string() : "?" + ctx.query);
+    }
     req.target(up.base_path + rest);
     strip_hop_by_hop(req);
     req.set(bhttp::field::host, up.host_header);
@@ -712,7 +827,7 @@ struct Gateway::Impl {
         }
         upstream.emplace(std::move(*connected.conn));
       }
-      arm(*upstream, up.response_timeout, deadline);
+      arm(*upstream, response_timeout, deadline);
       bhttp::request_serializer<bhttp::buffer_body> sr{req};
       boost::system::error_code wec;
       if (buffer_message) {
@@ -726,7 +841,7 @@ struct Gateway::Impl {
         if (!wec && request_has_body) {
           RelayOptions ro;
           ro.read_timeout = limits.idle_timeout;
-          ro.write_timeout = up.response_timeout;
+          ro.write_timeout = response_timeout;
           ro.deadline = deadline;
           const auto relayed =
               co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
@@ -748,7 +863,7 @@ struct Gateway::Impl {
         }
       }
       if (!wec) {
-        arm(*upstream, up.response_timeout, deadline);
+        arm(*upstream, response_timeout, deadline);
         auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
         (void)rn;
         if (!rec) {
@@ -786,6 +901,26 @@ struct Gateway::Impl {
           : failure == 413
               ? kPayloadTooLarge
               : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
+      if (pctx && failure != 413) {
+        // Backend failures are errors on-error sees (apim-policies.md §1.4).
+        policy::LastError e;
+        e.source = "forward-request";
+        e.reason = failure == 504 ? "Timeout" : "BackendConnectionFailure";
+        e.message = error;
+        e.scope = "global";
+        e.section = "backend";
+        e.path = "forward-request[1]";
+        e.status = failure;
+        e.response_message = std::string(text);
+        pctx->error = std::move(e);
+        const std::string detail = error;
+        auto r = on_error(*route->program, *pctx);
+        status = r.status;
+        error = detail;
+        co_await write_local(client, version, false, r, request_id, limits.idle_timeout, bytes_out);
+        log();
+        co_return false;
+      }
       co_await reply(client, version, false, failure, text, request_id, limits.idle_timeout);
       log();
       co_return false;
@@ -795,6 +930,42 @@ struct Gateway::Impl {
     auto& res_p = *res_holder;
     auto& res = res_p.get();
     status = static_cast<int>(res.result_int());
+    if (pctx) {
+      // Outbound runs on the response head; a replaced body or a local answer drops the
+      // upstream's body (and its connection).
+      policy::Context& ctx = *pctx;
+      BeastFields res_fields(res);
+      ctx.status = status;
+      ctx.response_headers = &res_fields;
+      const auto flow = policy::run_section(*route->program, policy::kOutbound, ctx);
+      if (flow != policy::Flow::kContinue || ctx.response_body) {
+        upstream->close();
+        const bool keep_client = client_keep_alive && req_p.is_done();
+        policy::LocalResponse r;
+        if (flow == policy::Flow::kRespond) {
+          r = *ctx.respond;
+        } else if (flow == policy::Flow::kError) {
+          r = on_error(*route->program, ctx);
+        } else {
+          strip_hop_by_hop(res);
+          r.status = ctx.status;
+          r.reason = ctx.reason;
+          for (const auto& f : res) r.headers.emplace_back(f.name_string(), f.value());
+          r.body = *ctx.response_body;
+        }
+        status = r.status;
+        if (ctx.error) error = ctx.error->source + ": " + ctx.error->reason;
+        const bool keep = co_await write_local(client, version, keep_client, r, request_id,
+                                               limits.idle_timeout, bytes_out);
+        log();
+        co_return keep;
+      }
+      if (ctx.status != status) {
+        res.result(static_cast<unsigned>(ctx.status));
+        status = ctx.status;
+      }
+      if (!ctx.reason.empty()) res.reason(ctx.reason);
+    }
     const bool upstream_keep_alive = res.keep_alive();
     const bool event_stream =
         core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
@@ -830,7 +1001,7 @@ struct Gateway::Impl {
     RelayOptions ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
     // no request deadline then; a slow client still gets the idle timeout on each write.
-    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : up.response_timeout;
+    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : response_timeout;
     ro.write_timeout = limits.idle_timeout;
     ro.deadline = event_stream ? Clock::time_point::max() : deadline;
     ro.copied = &body_bytes;

@@ -92,35 +92,24 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
     r.policies = policy::resolve({global, own});
     rt->routes.push_back(std::move(r));
   }
-  // Until the policy engine runs them, a document with policies must not be served as if it
-  // had none: fail closed.
-  std::vector<const policy::Element*> pending;
-  for (const auto& r : rt->routes) {
-    for (const auto& section : r.policies.sections) {
-      for (const auto& step : section) {
-        const bool default_forward = step.element->name == "forward-request" &&
-                                     step.element->attributes.empty() && step.element->line == 0;
-        if (!default_forward &&
-            std::find(pending.begin(), pending.end(), step.element) == pending.end())
-          pending.push_back(step.element);
-      }
+  // Compiled policies: one that cannot run yet refuses the configuration (fail closed), so an
+  // API is never served without the checks its document asks for.
+  for (auto& r : rt->routes) {
+    auto program = policy::compile(r.policies);
+    if (!program) {
+      errors.insert(errors.end(), program.error().begin(), program.error().end());
+      continue;
     }
+    r.program = std::move(program.value());
+    const auto& backend = r.program->sections[1];
+    r.plain = r.program->sections[0].empty() && r.program->sections[2].empty() &&
+              r.program->sections[3].empty() && backend.size() == 1 &&
+              backend[0]->name == "forward-request" &&
+              r.policies.sections[1][0].element->attributes.empty();
   }
   std::string report;
   for (const auto& e : errors) report += (report.empty() ? "" : "\n") + e.to_string();
   if (!report.empty()) return core::fail(report);
-  if (!pending.empty()) {
-    std::string names;
-    for (const auto* e : pending) {
-      if (names.find("<" + e->name + ">") == std::string::npos)
-        names += (names.empty() ? "<" : ", <") + e->name + ">";
-    }
-    return core::fail("the policy documents load, but running policies is not supported yet (" +
-                      names + "); the gateway refuses to serve them unenforced");
-  }
-  std::stable_sort(rt->routes.begin(), rt->routes.end(), [](const Route& a, const Route& b) {
-    return a.api.path.size() > b.api.path.size();
-  });
   for (const auto& l : c.listeners) {
     if (!l.tls) continue;
     auto chain = read_file(l.tls->cert_file);

@@ -16,6 +16,7 @@
 #include "net/tls.hpp"
 #include "net/upstream.hpp"
 #include "policy/document.hpp"
+#include "policy/runtime.hpp"
 
 namespace mcpgate::proxy {
 
@@ -36,6 +37,8 @@ struct Route {
   std::size_t slot = 0;  // the API's row in the metrics
   std::chrono::milliseconds request_timeout{0};
   policy::Pipeline policies;  // global → API, <base/> resolved
+  std::shared_ptr<const policy::Program> program;
+  bool plain = true;  // no policy but the default forward-request: the relay skips the engine
 };
 
 struct Runtime {

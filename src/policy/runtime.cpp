@@ -1,0 +1,581 @@
+#include "policy/runtime.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "core/strings.hpp"
+#include "http/message.hpp"
+
+namespace mcpgate::policy {
+
+bool Program::empty() const {
+  return std::all_of(sections.begin(), sections.end(), [](const auto& s) { return s.empty(); });
+}
+
+bool multi_line_header(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"User-Agent",
+                                                "WWW-Authenticate",
+                                                "Proxy-Authenticate",
+                                                "Cookie",
+                                                "Set-Cookie",
+                                                "Warning",
+                                                "Date",
+                                                "Expires",
+                                                "If-Modified-Since",
+                                                "If-Unmodified-Since",
+                                                "Last-Modified",
+                                                "Retry-After"};
+  for (const auto n : kNames) {
+    if (core::iequals(n, name)) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> FieldList::values(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [n, v] : fields) {
+    if (core::iequals(n, name)) out.push_back(v);
+  }
+  return out;
+}
+void FieldList::erase(std::string_view name) {
+  std::erase_if(fields, [&](const auto& f) { return core::iequals(f.first, name); });
+}
+void FieldList::add(std::string_view name, std::string_view value) {
+  fields.emplace_back(std::string(name), std::string(value));
+}
+
+namespace {
+
+// ---- reading compiled elements ------------------------------------------------------------
+
+const std::string* attr(const Element& e, std::string_view name) {
+  const Attribute* a = e.attribute(name);
+  return a ? &a->value.text : nullptr;  // the loader has refused expressions already
+}
+
+bool boolean_attr(const Element& e, std::string_view name, bool fallback) {
+  const std::string* v = attr(e, name);
+  return v ? core::iequals(*v, "true") : fallback;
+}
+
+int int_attr(const Element& e, std::string_view name, int fallback) {
+  const std::string* v = attr(e, name);
+  return v ? std::stoi(*v) : fallback;  // the loader checked the digits and the range
+}
+
+std::vector<std::string> child_texts(const Element& e, std::string_view child) {
+  std::vector<std::string> out;
+  for (const auto& c : e.children) {
+    if (c.name == child) out.push_back(c.text ? c.text->text : std::string());
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+Flow fail(Context& ctx, std::string source, std::string reason, std::string message, int status,
+          std::string response_message) {
+  LastError e;
+  e.source = std::move(source);
+  e.reason = std::move(reason);
+  e.message = std::move(message);
+  e.status = status;
+  e.response_message = std::move(response_message);
+  ctx.error = std::move(e);
+  return Flow::kError;
+}
+
+// ---- the policies -------------------------------------------------------------------------
+
+enum class ExistsAction { kOverride, kSkip, kAppend, kDelete };
+
+ExistsAction exists_action(const Element& e) {
+  const std::string* v = attr(e, "exists-action");
+  if (!v || core::iequals(*v, "override")) return ExistsAction::kOverride;
+  if (core::iequals(*v, "skip")) return ExistsAction::kSkip;
+  if (core::iequals(*v, "append")) return ExistsAction::kAppend;
+  return ExistsAction::kDelete;
+}
+
+// set-header: the request's header in inbound and backend, the response's in outbound and
+// on-error. Values join with commas except for the headers APIM writes line by line.
+class SetHeader final : public Policy {
+ public:
+  SetHeader(const Element& e, bool on_response)
+      : header_(*attr(e, "name")),
+        action_(exists_action(e)),
+        values_(child_texts(e, "value")),
+        on_response_(on_response) {}
+
+  static void apply_to(HeaderMap& h, const std::string& name, ExistsAction action,
+                       const std::vector<std::string>& values) {
+    const bool lines = multi_line_header(name);
+    switch (action) {
+      case ExistsAction::kDelete:
+        h.erase(name);
+        return;
+      case ExistsAction::kSkip:
+        if (!h.values(name).empty()) return;
+        [[fallthrough]];
+      case ExistsAction::kOverride:
+        h.erase(name);
+        if (values.empty()) {
+          h.add(name, "");
+        } else if (lines) {
+          for (const auto& v : values) h.add(name, v);
+        } else {
+          h.add(name, join(values, ","));
+        }
+        return;
+      case ExistsAction::kAppend: {
+        if (lines) {
+          for (const auto& v : values) h.add(name, v);
+          return;
+        }
+        std::vector<std::string> all = h.values(name);
+        all.insert(all.end(), values.begin(), values.end());
+        h.erase(name);
+        h.add(name, join(all, ","));
+        return;
+      }
+    }
+  }
+
+  Flow apply(Context& ctx) const override {
+    HeaderMap* h = on_response_ ? ctx.response_headers : ctx.request_headers;
+    if (h) apply_to(*h, header_, action_, values_);
+    return Flow::kContinue;
+  }
+
+  std::string header_;
+  ExistsAction action_;
+  std::vector<std::string> values_;
+  bool on_response_;
+};
+
+class SetQueryParameter final : public Policy {
+ public:
+  explicit SetQueryParameter(const Element& e)
+      : param_(*attr(e, "name")), action_(exists_action(e)), values_(child_texts(e, "value")) {}
+
+  Flow apply(Context& ctx) const override {
+    std::vector<std::string> kept;
+    bool present = false;
+    const std::string encoded_name = http::url_encode(param_);
+    for (auto part : core::split(ctx.query, "&")) {
+      if (part.empty()) continue;
+      const auto eq = part.find('=');
+      const auto name = http::url_decode(part.substr(0, eq), true);
+      if (name && *name == param_) {
+        present = true;
+        if (action_ == ExistsAction::kAppend || action_ == ExistsAction::kSkip)
+          kept.emplace_back(part);
+        continue;
+      }
+      kept.emplace_back(part);
+    }
+    if (action_ != ExistsAction::kDelete && !(action_ == ExistsAction::kSkip && present)) {
+      for (const auto& v : values_) kept.push_back(encoded_name + "=" + http::url_encode(v));
+    }
+    ctx.query = join(kept, "&");
+    return Flow::kContinue;
+  }
+
+  std::string param_;
+  ExistsAction action_;
+  std::vector<std::string> values_;
+};
+
+class SetStatus final : public Policy {
+ public:
+  explicit SetStatus(const Element& e)
+      : code_(int_attr(e, "code", 200)), reason_(attr(e, "reason") ? *attr(e, "reason") : "") {}
+  Flow apply(Context& ctx) const override {
+    ctx.status = code_;
+    ctx.reason = reason_;
+    return Flow::kContinue;
+  }
+  int code_;
+  std::string reason_;
+};
+
+class SetBody final : public Policy {
+ public:
+  explicit SetBody(const Element& e) : body_(e.text ? e.text->text : std::string()) {}
+  Flow apply(Context& ctx) const override {
+    ctx.response_body = body_;
+    return Flow::kContinue;
+  }
+  std::string body_;
+};
+
+class ReturnResponse final : public Policy {
+ public:
+  explicit ReturnResponse(const Element& e) {
+    for (const auto& c : e.children) {
+      if (c.name == "set-status") {
+        response_.status = int_attr(c, "code", 200);
+        if (const auto* r = attr(c, "reason")) response_.reason = *r;
+      } else if (c.name == "set-body") {
+        response_.body = c.text ? c.text->text : std::string();
+      } else if (c.name == "set-header") {
+        headers_.push_back({*attr(c, "name"), exists_action(c), child_texts(c, "value")});
+      }
+    }
+  }
+
+  Flow apply(Context& ctx) const override {
+    LocalResponse r = response_;
+    FieldList lines;
+    for (const auto& h : headers_) SetHeader::apply_to(lines, h.name, h.action, h.values);
+    r.headers = std::move(lines.fields);
+    ctx.respond = std::move(r);
+    return Flow::kRespond;
+  }
+
+  struct Header {
+    std::string name;
+    ExistsAction action;
+    std::vector<std::string> values;
+  };
+  LocalResponse response_;
+  std::vector<Header> headers_;
+};
+
+class MockResponse final : public Policy {
+ public:
+  explicit MockResponse(const Element& e)
+      : status_(int_attr(e, "status-code", 200)),
+        content_type_(attr(e, "content-type") ? *attr(e, "content-type") : "application/json") {}
+  Flow apply(Context& ctx) const override {
+    LocalResponse r;
+    r.status = status_;
+    r.headers.emplace_back("Content-Type", content_type_);
+    r.body = std::string();
+    ctx.respond = std::move(r);
+    return Flow::kRespond;
+  }
+  int status_;
+  std::string content_type_;
+};
+
+class CheckHeader final : public Policy {
+ public:
+  explicit CheckHeader(const Element& e)
+      : header_(*attr(e, "name")),
+        status_(int_attr(e, "failed-check-httpcode", 401)),
+        message_(*attr(e, "failed-check-error-message")),
+        ignore_case_(boolean_attr(e, "ignore-case", false)),
+        allowed_(child_texts(e, "value")) {}
+
+  Flow apply(Context& ctx) const override {
+    const auto present =
+        ctx.request_headers ? ctx.request_headers->values(header_) : std::vector<std::string>();
+    if (present.empty())
+      return fail(ctx, "check-header", "HeaderNotFound",
+                  "Header " + header_ + " wasn't found in the request. Access denied.", status_,
+                  message_);
+    if (allowed_.empty()) return Flow::kContinue;
+    for (const auto& v : present) {
+      for (const auto& a : allowed_) {
+        if (ignore_case_ ? core::iequals(a, v) : a == v) return Flow::kContinue;
+      }
+    }
+    return fail(ctx, "check-header", "HeaderValueNotAllowed",
+                "Header " + header_ + " value of " + core::printable(present.front(), 60) +
+                    " isn't allowed. Access denied.",
+                status_, message_);
+  }
+
+  std::string header_;
+  int status_;
+  std::string message_;
+  bool ignore_case_;
+  std::vector<std::string> allowed_;
+};
+
+// An IP address as 16 bytes (IPv4 as ::ffff:a.b.c.d), comparable as a string of bytes.
+std::optional<std::array<unsigned char, 16>> parse_ip(std::string_view text) {
+  std::string s(text);
+  std::array<unsigned char, 16> out{};
+  in_addr v4;
+  if (inet_pton(AF_INET, s.c_str(), &v4) == 1) {
+    out[10] = out[11] = 0xff;
+    std::memcpy(out.data() + 12, &v4, 4);
+    return out;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, s.c_str(), &v6) == 1) {
+    std::memcpy(out.data(), &v6, 16);
+    return out;
+  }
+  return std::nullopt;
+}
+
+class IpFilter final : public Policy {
+ public:
+  using Ip = std::array<unsigned char, 16>;
+  IpFilter(const Element& e, std::vector<std::pair<Ip, Ip>> ranges)
+      : allow_(core::iequals(*attr(e, "action"), "allow")), ranges_(std::move(ranges)) {}
+
+  Flow apply(Context& ctx) const override {
+    const auto ip = parse_ip(ctx.client_ip);
+    if (!ip)
+      return fail(ctx, "ip-filter", "FailedToParseCallerIP",
+                  "Failed to establish IP address for the caller. Access denied.", 403,
+                  "Forbidden");
+    const bool listed = std::any_of(ranges_.begin(), ranges_.end(), [&](const auto& r) {
+      return *ip >= r.first && *ip <= r.second;
+    });
+    if (allow_ && !listed)
+      return fail(ctx, "ip-filter", "CallerIpNotAllowed",
+                  "Caller IP address " + ctx.client_ip + " isn't allowed. Access denied.", 403,
+                  "Forbidden");
+    if (!allow_ && listed)
+      return fail(ctx, "ip-filter", "CallerIpBlocked",
+                  "Caller IP address is blocked. Access denied.", 403, "Forbidden");
+    return Flow::kContinue;
+  }
+
+  bool allow_;
+  std::vector<std::pair<Ip, Ip>> ranges_;
+};
+
+class SetVariable final : public Policy {
+ public:
+  explicit SetVariable(const Element& e) : var_(*attr(e, "name")), value_(*attr(e, "value")) {}
+  Flow apply(Context& ctx) const override {
+    ctx.variables[var_] = value_;
+    return Flow::kContinue;
+  }
+  std::string var_, value_;
+};
+
+class ForwardRequest final : public Policy {
+ public:
+  explicit ForwardRequest(const Element& e) {
+    if (const auto* ms = attr(e, "timeout-ms")) {
+      timeout_ = std::chrono::milliseconds(std::stoll(*ms));
+    } else if (const auto* s = attr(e, "timeout")) {
+      timeout_ = std::chrono::seconds(std::stoll(*s));
+    }
+  }
+  Flow apply(Context& ctx) const override {
+    ctx.forward = true;
+    ctx.forward_timeout = timeout_;
+    return Flow::kContinue;
+  }
+  std::chrono::milliseconds timeout_{0};
+};
+
+class RewriteUri final : public Policy {
+ public:
+  explicit RewriteUri(const Element& e) : copy_(boolean_attr(e, "copy-unmatched-params", true)) {
+    const std::string& t = *attr(e, "template");
+    const auto q = t.find('?');
+    path_ = t.substr(0, q);
+    if (q != std::string::npos) query_ = t.substr(q + 1);
+  }
+  Flow apply(Context& ctx) const override {
+    std::string query = query_;
+    if (copy_ && !ctx.query.empty()) query += (query.empty() ? "" : "&") + ctx.query;
+    ctx.path = path_;
+    ctx.query = std::move(query);
+    return Flow::kContinue;
+  }
+  bool copy_;
+  std::string path_, query_;
+};
+
+// ---- the registry -------------------------------------------------------------------------
+
+struct Compiler {
+  std::vector<Diagnostic>& errors;
+
+  void error(const Element& e, std::string message) {
+    errors.push_back({e.file ? *e.file : std::string(), e.line, std::move(message)});
+  }
+
+  // What goes on the wire must not break the message: header names are tokens, values and
+  // reason phrases hold no line breaks or NULs, paths no spaces or controls.
+  bool safe(const Element& e) {
+    const auto token = [](std::string_view v) {
+      return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+      });
+    };
+    const auto field_text = [](std::string_view v) {
+      return std::none_of(v.begin(), v.end(),
+                          [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+    };
+    bool ok = true;
+    if (e.name == "set-header" || e.name == "check-header") {
+      if (!token(*attr(e, "name"))) {
+        error(e, "\"" + *attr(e, "name") + "\" is not a valid header name");
+        ok = false;
+      }
+      for (const auto& v : child_texts(e, "value")) {
+        if (!field_text(v)) {
+          error(e, "header values may not hold line breaks");
+          ok = false;
+        }
+      }
+    }
+    if (e.name == "set-status" && attr(e, "reason") && !field_text(*attr(e, "reason"))) {
+      error(e, "the reason of <set-status> may not hold line breaks");
+      ok = false;
+    }
+    if (e.name == "mock-response" && attr(e, "content-type") &&
+        !field_text(*attr(e, "content-type"))) {
+      error(e, "content-type may not hold line breaks");
+      ok = false;
+    }
+    for (const auto& c : e.children) ok = safe(c) && ok;
+    return ok;
+  }
+
+  std::shared_ptr<Policy> make(const Element& e, Section section) {
+    const bool response_side = section == kOutbound || section == kOnError;
+    const std::string& n = e.name;
+    if (!safe(e)) return nullptr;
+    if (n == "set-header") return std::make_shared<SetHeader>(e, response_side);
+    if (n == "set-query-parameter") return std::make_shared<SetQueryParameter>(e);
+    if (n == "set-variable") return std::make_shared<SetVariable>(e);
+    if (n == "check-header") return std::make_shared<CheckHeader>(e);
+    if (n == "mock-response") return std::make_shared<MockResponse>(e);
+    if (n == "set-status" || n == "set-body") {
+      if (!response_side) {
+        error(e, "<" + n + "> in <" + std::string(section_name(section)) +
+                     "> is not supported yet (it works in outbound, on-error and return-response)");
+        return nullptr;
+      }
+      if (n == "set-body") {
+        if (const auto* t = attr(e, "template"); t && core::iequals(*t, "liquid")) {
+          error(e, "<set-body template=\"liquid\"> is not supported yet");
+          return nullptr;
+        }
+        return std::make_shared<SetBody>(e);
+      }
+      return std::make_shared<SetStatus>(e);
+    }
+    if (n == "return-response") {
+      if (attr(e, "response-variable-name")) {
+        error(e, "response-variable-name of <return-response> is not supported yet");
+        return nullptr;
+      }
+      for (const auto& c : e.children) {
+        if (c.name == "set-body" && attr(c, "template") &&
+            core::iequals(*attr(c, "template"), "liquid")) {
+          error(c, "<set-body template=\"liquid\"> is not supported yet");
+          return nullptr;
+        }
+      }
+      return std::make_shared<ReturnResponse>(e);
+    }
+    if (n == "ip-filter") {
+      std::vector<std::pair<IpFilter::Ip, IpFilter::Ip>> ranges;
+      bool ok = true;
+      for (const auto& c : e.children) {
+        const std::string from =
+            c.name == "address" ? (c.text ? c.text->text : "") : *attr(c, "from");
+        const std::string to = c.name == "address" ? from : *attr(c, "to");
+        const auto a = parse_ip(core::trim(from));
+        const auto b = parse_ip(core::trim(to));
+        if (!a || !b || *b < *a) {
+          error(c, "<" + c.name + "> needs IP addresses" +
+                       (c.name == "address-range" ? std::string(", from no higher than to") : "") +
+                       ", not \"" + from + (c.name == "address" ? "" : "\"-\"" + to) + "\"");
+          ok = false;
+          continue;
+        }
+        ranges.emplace_back(*a, *b);
+      }
+      return ok ? std::make_shared<IpFilter>(e, std::move(ranges)) : nullptr;
+    }
+    if (n == "forward-request") {
+      if (boolean_attr(e, "fail-on-error-status-code", false)) {
+        error(e, "fail-on-error-status-code=\"true\" is not supported yet");
+        return nullptr;
+      }
+      if (boolean_attr(e, "follow-redirects", false)) {
+        error(e, "follow-redirects=\"true\" is not supported yet");
+        return nullptr;
+      }
+      if (const auto* v = attr(e, "http-version"); v && *v == "2") {
+        error(e, "http-version=\"2\" is not supported yet (HTTP/1.1 upstreams only; 2or1 uses 1)");
+        return nullptr;
+      }
+      return std::make_shared<ForwardRequest>(e);
+    }
+    if (n == "rewrite-uri") {
+      const std::string& t = *attr(e, "template");
+      if (t.empty() || t[0] != '/' || t.find('{') != std::string::npos ||
+          std::any_of(t.begin(), t.end(), [](char c) { return c <= ' ' || c == 0x7f; })) {
+        error(e,
+              "rewrite-uri templates are constant paths starting with '/' for now "
+              "(operation template parameters arrive with operations)");
+        return nullptr;
+      }
+      return std::make_shared<RewriteUri>(e);
+    }
+    error(e, "<" + n +
+                 "> is not supported yet by mcpgate's policy engine; the gateway will not "
+                 "serve the API without it");
+    return nullptr;
+  }
+};
+
+}  // namespace
+
+core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
+    const Pipeline& pipeline) {
+  std::vector<Diagnostic> errors;
+  Compiler compiler{errors};
+  auto program = std::make_shared<Program>();
+  for (std::size_t i = 0; i < kSections.size(); ++i) {
+    std::map<std::string, int, std::less<>> seen;
+    for (const auto& step : pipeline.sections[i]) {
+      auto p = compiler.make(*step.element, kSections[i]);
+      if (!p) continue;
+      p->name = step.element->name;
+      if (const auto* id = attr(*step.element, "id")) p->id = *id;
+      p->scope = step.scope;
+      p->index = ++seen[p->name];
+      program->sections[i].push_back(std::move(p));
+    }
+  }
+  if (!errors.empty()) return core::fail(std::move(errors));
+  return std::shared_ptr<const Program>(std::move(program));
+}
+
+Flow run_section(const Program& program, Section section, Context& ctx) {
+  std::size_t index = 0;
+  while (index < kSections.size() && kSections[index] != section) ++index;
+  for (const auto& p : program.sections[index]) {
+    const Flow f = p->apply(ctx);
+    if (f == Flow::kContinue) continue;
+    if (f == Flow::kError && ctx.error) {
+      LastError& e = *ctx.error;
+      e.scope = std::string(scope_name(p->scope));
+      e.section = std::string(section_name(section));
+      e.path = p->name + "[" + std::to_string(p->index) + "]";
+      e.policy_id = p->id;
+    }
+    return f;
+  }
+  return Flow::kContinue;
+}
+
+}  // namespace mcpgate::policy
