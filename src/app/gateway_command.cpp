@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "core/json.hpp"
 #include "net/http_server.hpp"
+#include "oidc/key_provider.hpp"
 #include "proxy/gateway.hpp"
 #include "proxy/runtime.hpp"
 
@@ -61,7 +62,14 @@ int run_gateway(const GatewayCommand& o) {
   }
   if (o.check) {
     // Also what only building the runtime reads: certificates, keys and CA bundles.
-    auto rt = proxy::build_runtime(loaded.config, [](const std::string&) { return 0; });
+    oidc::KeyService keys({});  // providers are made, nothing is fetched
+    policy::CompileEnv env;
+    env.key_source = [&keys](const std::string& url) -> std::shared_ptr<jwt::KeySource> {
+      return keys.provider(url);
+    };
+    env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
+    auto rt = proxy::build_runtime(
+        loaded.config, [](const std::string&) { return 0; }, env);
     if (!rt) {
       std::cerr << rt.error() << "\n";
       return 2;

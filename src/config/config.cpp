@@ -162,7 +162,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
   }
   if (!r.mapping(root, "the configuration",
                  {"listeners", "admin", "named_values", "backends", "apis", "limits", "workers",
-                  "access_log", "policy", "policy_fragments"})) {
+                  "access_log", "policy", "policy_fragments", "entra"})) {
     return result;
   }
 
@@ -380,6 +380,24 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
                                   "limits.max_connections_per_worker", 1, 1000000)
                 .value_or(c.limits.max_connections_per_worker);
       }
+    }
+  }
+  if (const auto& e = root["entra"]; e) {
+    if (r.mapping(e, "entra", {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms"})) {
+      if (e["authority"]) {
+        c.entra.authority = r.string(e["authority"], "entra.authority").value_or("");
+        if (c.entra.authority.rfind("https://", 0) != 0 &&
+            c.entra.authority.rfind("http://", 0) != 0)
+          r.error(e["authority"],
+                  "entra.authority must be a URL, e.g. https://login.microsoftonline.com");
+        while (!c.entra.authority.empty() && c.entra.authority.back() == '/')
+          c.entra.authority.pop_back();
+      }
+      if (e["ca_file"]) c.entra.ca_file = r.path(e["ca_file"], "entra.ca_file");
+      if (e["key_refresh_ms"])
+        r.millis(e["key_refresh_ms"], "entra.key_refresh_ms", c.entra.key_refresh);
+      if (e["key_refetch_min_ms"])
+        r.millis(e["key_refetch_min_ms"], "entra.key_refetch_min_ms", c.entra.key_refetch_min, 0);
     }
   }
   if (root["policy"]) c.policy = r.path(root["policy"], "policy");

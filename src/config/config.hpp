@@ -67,6 +67,15 @@ struct Limits {
   std::chrono::milliseconds request_timeout{0};  // 0: none
 };
 
+// Where Entra ID is for validate-azure-ad-token, and how its keys are kept.
+struct Entra {
+  // The authority of policies without authentication-endpoint.
+  std::string authority = "https://login.microsoftonline.com";
+  std::string ca_file;  // trust for the key fetches (an emulator's CA); empty: the system store
+  std::chrono::milliseconds key_refresh{3'600'000};    // background refresh of every key set
+  std::chrono::milliseconds key_refetch_min{300'000};  // unknown kid: at most one fetch per this
+};
+
 struct Config {
   std::string file;
   std::vector<Listener> listeners;
@@ -75,8 +84,9 @@ struct Config {
   std::vector<Backend> backends;
   std::vector<Api> apis;
   Limits limits;
-  std::string policy;                 // the global-scope policy document; empty: none
-  std::string policy_fragments;       // folder of <fragment> documents for <include-fragment>
+  std::string policy;            // the global-scope policy document; empty: none
+  std::string policy_fragments;  // folder of <fragment> documents for <include-fragment>
+  Entra entra;
   std::size_t workers = 0;            // 0: one per core
   std::string access_log = "stdout";  // "stdout", "off", or a file path
 };

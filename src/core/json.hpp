@@ -35,6 +35,8 @@ class Json {
   explicit Json(bool b) : v_(b) {}
   explicit Json(JsonNumber n) : v_(std::move(n)) {}
   explicit Json(std::string s) : v_(std::move(s)) {}
+  // A string literal is a string, not a bool (the pointer-to-bool conversion would win).
+  explicit Json(const char* s) : v_(std::string(s)) {}
   explicit Json(JsonArray a) : v_(std::move(a)) {}
   explicit Json(JsonObject o) : v_(std::move(o)) {}
   static Json number(double value);

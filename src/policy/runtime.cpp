@@ -8,6 +8,7 @@
 
 #include "core/strings.hpp"
 #include "http/message.hpp"
+#include "policy/validate.hpp"
 
 namespace mcpgate::policy {
 
@@ -402,6 +403,7 @@ class RewriteUri final : public Policy {
 
 struct Compiler {
   std::vector<Diagnostic>& errors;
+  const CompileEnv& env;
 
   void error(const Element& e, std::string message) {
     errors.push_back({e.file ? *e.file : std::string(), e.line, std::move(message)});
@@ -530,6 +532,15 @@ struct Compiler {
       }
       return std::make_shared<RewriteUri>(e);
     }
+    if (n == "validate-azure-ad-token" || n == "validate-jwt") {
+      auto made =
+          n == "validate-jwt" ? make_validate_jwt(e, env) : make_validate_azure_ad_token(e, env);
+      if (!made) {
+        error(e, made.error());
+        return nullptr;
+      }
+      return std::move(made.value());
+    }
     error(e, "<" + n +
                  "> is not supported yet by mcpgate's policy engine; the gateway will not "
                  "serve the API without it");
@@ -540,9 +551,9 @@ struct Compiler {
 }  // namespace
 
 core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
-    const Pipeline& pipeline) {
+    const Pipeline& pipeline, const CompileEnv& env) {
   std::vector<Diagnostic> errors;
-  Compiler compiler{errors};
+  Compiler compiler{errors, env};
   auto program = std::make_shared<Program>();
   for (std::size_t i = 0; i < kSections.size(); ++i) {
     std::map<std::string, int, std::less<>> seen;
@@ -560,12 +571,15 @@ core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
   return std::shared_ptr<const Program>(std::move(program));
 }
 
-Flow run_section(const Program& program, Section section, Context& ctx) {
+Flow run_section(const Program& program, Section section, Context& ctx, std::size_t& position) {
   std::size_t index = 0;
   while (index < kSections.size() && kSections[index] != section) ++index;
-  for (const auto& p : program.sections[index]) {
+  const auto& policies = program.sections[index];
+  for (; position < policies.size(); ++position) {
+    const auto& p = policies[position];
     const Flow f = p->apply(ctx);
     if (f == Flow::kContinue) continue;
+    if (f == Flow::kPending) return f;  // run this policy again after the wait
     if (f == Flow::kError && ctx.error) {
       LastError& e = *ctx.error;
       e.scope = std::string(scope_name(p->scope));

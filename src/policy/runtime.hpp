@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "jwt/cache.hpp"
+#include "jwt/key_source.hpp"
 #include "policy/document.hpp"
 
 namespace mcpgate::policy {
@@ -44,6 +47,7 @@ struct LastError {
   std::string section;  // inbound, backend, outbound, on-error
   std::string path;     // the policy's place, e.g. "check-header[1]"
   std::string policy_id;
+  bool log_message = false;      // the message is safe for the access log (no header values)
   int status = 500;              // the answer's status …
   std::string response_message;  // … and its body's message
 };
@@ -72,12 +76,18 @@ struct Context {
   std::optional<LocalResponse> respond;
   std::optional<LastError> error;
   std::map<std::string, std::string, std::less<>> variables;
+  // Token validation: the caller's client application (appid/azp) once a token passed, and the
+  // wait a policy asks for when it needs keys it does not have yet (Flow::kPending): the proxy
+  // calls `pending` with a callback that resumes the request, then runs the policy again.
+  std::string client_app;
+  std::function<void(std::function<void()> resume)> pending;
+  int key_waits = 0;  // at most one wait for keys per request
   // The backend section's forward-request, when one runs.
   bool forward = false;
   std::chrono::milliseconds forward_timeout{0};  // 0: the backend's own response timeout
 };
 
-enum class Flow { kContinue, kRespond, kError };
+enum class Flow { kContinue, kRespond, kError, kPending };
 
 class Policy {
  public:
@@ -94,13 +104,28 @@ struct Program {
   bool empty() const;
 };
 
+// What compiled policies may use from the gateway.
+struct CompileEnv {
+  // Keys behind an OpenID configuration URL, shared by every policy naming it.
+  std::function<std::shared_ptr<jwt::KeySource>(const std::string& url)> key_source;
+  // validate-azure-ad-token's authority when the policy names no authentication-endpoint.
+  std::string default_authority = "https://login.microsoftonline.com";
+  std::shared_ptr<jwt::VerifiedTokenCache> token_cache;  // shared by every validating policy
+  std::function<double()> now;                           // seconds since the epoch
+};
+
 // Compiles every step; a policy mcpgate cannot run yet is a diagnostic (fail closed). The
 // built-in default <forward-request/> compiles like any other.
 core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
-    const Pipeline& pipeline);
+    const Pipeline& pipeline, const CompileEnv& env = {});
 
-// Runs one section. On kError, ctx.error holds LastError with section, scope and path filled.
-Flow run_section(const Program& program, Section section, Context& ctx);
+// Runs one section from `position` (0 to start). On kError, ctx.error holds LastError with
+// section, scope and path filled; on kPending, `position` is where to run again after the wait.
+Flow run_section(const Program& program, Section section, Context& ctx, std::size_t& position);
+inline Flow run_section(const Program& program, Section section, Context& ctx) {
+  std::size_t position = 0;
+  return run_section(program, section, ctx, position);
+}
 
 // The header names APIM writes as separate lines rather than joining values with commas.
 bool multi_line_header(std::string_view name);

@@ -176,7 +176,7 @@ TEST(PolicyRun, ReturnResponseRewriteAndQuery) {
 TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   std::vector<Diagnostic> errors;
   auto d = load_policy(R"(<policies><inbound>
-  <validate-azure-ad-token tenant-id="common"><audiences><audience>a</audience></audiences></validate-azure-ad-token>
+  <cors><allowed-origins><origin>*</origin></allowed-origins><allowed-headers><header>*</header></allowed-headers></cors>
   <set-status code="200"/>
 </inbound><backend><forward-request fail-on-error-status-code="true"/></backend></policies>)",
                        "u.xml", Scope::kApi, {}, errors);
@@ -185,7 +185,7 @@ TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   ASSERT_FALSE(p);
   ASSERT_EQ(p.error().size(), 3u);
   EXPECT_EQ(p.error()[0].to_string(),
-            "u.xml:2: <validate-azure-ad-token> is not supported yet by mcpgate's policy engine; "
+            "u.xml:2: <cors> is not supported yet by mcpgate's policy engine; "
             "the gateway will not serve the API without it");
   EXPECT_EQ(p.error()[1].line, 3);
   EXPECT_EQ(p.error()[2].message, "fail-on-error-status-code=\"true\" is not supported yet");

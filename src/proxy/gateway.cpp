@@ -36,6 +36,7 @@
 #include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
 #include "net/upstream.hpp"
+#include "oidc/key_provider.hpp"
 #include "policy/runtime.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/runtime.hpp"
@@ -340,6 +341,14 @@ awaitable<void> send_heartbeats(Stream& client, std::shared_ptr<Heartbeat> hb,
   }
 }
 
+// A policy error for the access log: source and reason, and the message when it holds nothing
+// a client sent (validation messages do not; check-header's would quote a header value).
+std::string describe(const policy::LastError& e) {
+  std::string out = e.source + ": " + e.reason;
+  if (e.log_message && !e.message.empty()) out += ": " + e.message;
+  return out;
+}
+
 // The policy engine's view of a Beast message's fields.
 class BeastFields final : public policy::HeaderMap {
  public:
@@ -427,6 +436,10 @@ struct Gateway::Impl {
   };
 
   GatewayOptions options;
+  // Signing keys behind OpenID configurations, and tokens that passed: shared by every policy.
+  std::unique_ptr<oidc::KeyService> keys;
+  std::shared_ptr<jwt::VerifiedTokenCache> token_cache =
+      std::make_shared<jwt::VerifiedTokenCache>();
   std::shared_ptr<const Runtime> runtime;  // the newest snapshot (control thread)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
@@ -439,6 +452,33 @@ struct Gateway::Impl {
 
   std::mutex slots_mu;  // the control thread and /metrics only
   std::vector<std::string> slot_names{"(none)"};
+
+  policy::CompileEnv compile_env() {
+    policy::CompileEnv env;
+    env.key_source = [this](const std::string& url) -> std::shared_ptr<jwt::KeySource> {
+      auto p = keys->provider(url);
+      p->refresh(nullptr);  // fetch now (a no-op when it ran recently), not on the first request
+      return p;
+    };
+    env.token_cache = token_cache;
+    return env;
+  }
+
+  // Runs one section, waiting (without blocking the worker) whenever a policy needs keys.
+  awaitable<policy::Flow> run(Worker& w, const policy::Program& program, policy::Section section,
+                              policy::Context& ctx) {
+    std::size_t position = 0;
+    auto flow = policy::run_section(program, section, ctx, position);
+    while (flow == policy::Flow::kPending && ctx.pending) {
+      auto timer = std::make_shared<asio::steady_timer>(w.ioc, Clock::time_point::max());
+      auto pending = std::move(ctx.pending);
+      ctx.pending = nullptr;
+      pending([timer, ex = w.ioc.get_executor()] { asio::post(ex, [timer] { timer->cancel(); }); });
+      co_await timer->async_wait(kTuple);
+      flow = policy::run_section(program, section, ctx, position);
+    }
+    co_return flow;
+  }
 
   std::size_t slot_for(const std::string& name) {
     std::lock_guard lock(slots_mu);
@@ -634,6 +674,7 @@ struct Gateway::Impl {
     double upstream_ms = -1;
     std::string error;
     mcp::RequestInfo mcp_info;
+    std::optional<policy::Context> pctx;  // set when the API runs policies
     const Route* route = rt.match(path);
     const auto log = [&] {
       record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
@@ -663,6 +704,8 @@ struct Gateway::Impl {
         if (!mcp_info.tool.empty())
           o.emplace_back("mcp_tool", core::Json(core::printable(mcp_info.tool, 100)));
       }
+      if (pctx && !pctx->client_app.empty())
+        o.emplace_back("client_app", core::Json(pctx->client_app));
       if (!error.empty()) o.emplace_back("error", core::Json(error));
       options.access_log(core::Json(std::move(o)).dump());
     };
@@ -741,12 +784,11 @@ struct Gateway::Impl {
     if (rest.empty() || rest[0] == '?') rest = "/" + rest;
 
     // Policies: inbound, then backend (whose forward-request decides the forwarding).
-    std::optional<policy::Context> pctx;
     BeastFields req_fields(req);
     std::chrono::milliseconds response_timeout = up.response_timeout;
     const auto answer = [&](const policy::LocalResponse& r) -> awaitable<bool> {
       status = r.status;
-      if (pctx && pctx->error) error = pctx->error->source + ": " + pctx->error->reason;
+      if (pctx && pctx->error) error = describe(*pctx->error);
       const bool keep = co_await write_local(client, version, client_keep_alive && req_p.is_done(),
                                              r, request_id, limits.idle_timeout, bytes_out);
       log();
@@ -761,9 +803,9 @@ struct Gateway::Impl {
       if (q != std::string::npos) ctx.query = rest.substr(q + 1);
       ctx.client_ip = remote;
       ctx.request_headers = &req_fields;
-      auto flow = policy::run_section(*route->program, policy::kInbound, ctx);
+      auto flow = co_await run(w, *route->program, policy::kInbound, ctx);
       if (flow == policy::Flow::kContinue)
-        flow = policy::run_section(*route->program, policy::kBackend, ctx);
+        flow = co_await run(w, *route->program, policy::kBackend, ctx);
       if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
       if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
       if (!ctx.forward) {
@@ -954,7 +996,7 @@ struct Gateway::Impl {
           r.body = *ctx.response_body;
         }
         status = r.status;
-        if (ctx.error) error = ctx.error->source + ": " + ctx.error->reason;
+        if (ctx.error) error = describe(*ctx.error);
         const bool keep = co_await write_local(client, version, keep_client, r, request_id,
                                                limits.idle_timeout, bytes_out);
         log();
@@ -1063,6 +1105,7 @@ Gateway::Gateway() : impl_(std::make_unique<Impl>()) {}
 Gateway::~Gateway() {
   stop(std::chrono::milliseconds(0));
   impl_->acceptors.reset();  // Asio objects go before their contexts
+  impl_->keys.reset();       // no key fetch may post to a context after it is gone
   impl_->workers.clear();    // suspended sessions are destroyed while Impl is whole
 }
 const std::vector<net::BoundAddress>& Gateway::bound() const { return impl_->bound; }
@@ -1072,7 +1115,13 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   std::unique_ptr<Gateway> gw(new Gateway());
   Impl& impl = *gw->impl_;
   impl.options = std::move(options);
-  auto rt = build_runtime(config, [&impl](const std::string& n) { return impl.slot_for(n); });
+  oidc::ServiceOptions key_options;
+  key_options.ca_file = config.entra.ca_file;
+  key_options.refresh_interval = config.entra.key_refresh;
+  key_options.min_refetch_interval = config.entra.key_refetch_min;
+  impl.keys = std::make_unique<oidc::KeyService>(std::move(key_options));
+  auto rt = build_runtime(
+      config, [&impl](const std::string& n) { return impl.slot_for(n); }, impl.compile_env());
   if (!rt) return core::fail(rt.error());
   impl.runtime = std::move(rt.value());
   const std::size_t n =
@@ -1118,7 +1167,8 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
 
 std::optional<std::string> Gateway::reload(const config::Config& config) {
   Impl& impl = *impl_;
-  auto rt = build_runtime(config, [&impl](const std::string& n) { return impl.slot_for(n); });
+  auto rt = build_runtime(
+      config, [&impl](const std::string& n) { return impl.slot_for(n); }, impl.compile_env());
   if (!rt) {
     ++impl.reloads_rejected;
     return rt.error();

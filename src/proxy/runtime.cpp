@@ -30,8 +30,11 @@ core::Result<std::string, std::string> read_file(const std::string& path) {
 }  // namespace
 
 core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
-    const config::Config& c, const std::function<std::size_t(const std::string&)>& slot_for) {
+    const config::Config& c, const std::function<std::size_t(const std::string&)>& slot_for,
+    policy::CompileEnv env) {
   auto rt = std::make_shared<Runtime>();
+  rt->entra = c.entra;
+  env.default_authority = c.entra.authority;
   rt->limits = c.limits;
   rt->listeners = c.listeners;
   rt->admin = c.admin;
@@ -95,7 +98,7 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
   // Compiled policies: one that cannot run yet refuses the configuration (fail closed), so an
   // API is never served without the checks its document asks for.
   for (auto& r : rt->routes) {
-    auto program = policy::compile(r.policies);
+    auto program = policy::compile(r.policies, env);
     if (!program) {
       errors.insert(errors.end(), program.error().begin(), program.error().end());
       continue;
@@ -136,6 +139,9 @@ std::string restart_needed(const Runtime& a, const Runtime& b) {
     changed.emplace_back("admin");
   if (a.workers != b.workers) changed.emplace_back("workers");
   if (a.access_log != b.access_log) changed.emplace_back("access_log");
+  if (a.entra.ca_file != b.entra.ca_file || a.entra.key_refresh != b.entra.key_refresh ||
+      a.entra.key_refetch_min != b.entra.key_refetch_min)
+    changed.emplace_back("entra (ca_file, key_refresh_ms, key_refetch_min_ms)");
   std::string out;
   for (const auto& c : changed) out += (out.empty() ? "" : ", ") + c;
   return out;

@@ -51,13 +51,16 @@ struct Runtime {
   std::optional<config::Listener> admin;
   std::size_t workers = 0;
   std::string access_log;
+  config::Entra entra;
 
   const Route* match(std::string_view path) const;
 };
 
 // `slot_for(api name)` gives the API's metrics row; rows are never reused for another name.
+// `env` gives policies their keys and token cache (its default_authority comes from config).
 core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
-    const config::Config& config, const std::function<std::size_t(const std::string&)>& slot_for);
+    const config::Config& config, const std::function<std::size_t(const std::string&)>& slot_for,
+    policy::CompileEnv env);
 
 // Why `next` cannot replace `current` without a restart; empty when it can.
 std::string restart_needed(const Runtime& current, const Runtime& next);

@@ -1,0 +1,312 @@
+#!/usr/bin/python3
+"""validate-azure-ad-token and validate-jwt in `mcpgate gateway`, with tokens from the real
+emulator (`mcpgate idp`, client-credentials flow) and PyJWT: apim-policies.md §7 cases 1-5, 8, 11,
+12, 15, 16, 24-30, 32, 41, key rotation and an issuer that is down. Everything on 127.0.0.1."""
+import base64
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+import jwt as pyjwt
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from fake_upstream import FakeUpstream  # noqa: E402
+from gateway import Gateway  # noqa: E402
+from idp import DOMAIN, TENANT, Idp  # noqa: E402
+
+HS_SECRET = b"an-hs256-secret-of-32-bytes-long!"
+
+POLICIES = {
+    # The lab's policy, as the lab writes it (named values for the tenant and the client).
+    "lab": """<policies>
+	<inbound>
+		<base />
+		<validate-azure-ad-token tenant-id="{{aad-tenant-id}}" output-token-variable-name="jwt">
+            <client-application-ids>
+                <application-id>{{aad-client-application-id}}</application-id>
+            </client-application-ids>
+        </validate-azure-ad-token>
+	</inbound>
+	<backend><base /></backend>
+	<outbound><base /></outbound>
+	<on-error><base /></on-error>
+</policies>""",
+    "custom": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}" failed-validation-httpcode="403" failed-validation-error-message="Forbidden!">
+    <client-application-ids><application-id>{{aad-client-application-id}}</application-id></client-application-ids>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "aud": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}">
+    <audiences><audience>{{api-v2-id}}</audience></audiences>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "roles": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}">
+    <audiences><audience>{{api-v2-id}}</audience></audiences>
+    <required-claims>
+      <claim name="roles" match="any"><value>Tools.Write</value><value>Tools.Read</value></claim>
+      <claim name="roles" match="all"><value>Tools.Call</value><value>Tools.Read</value></claim>
+    </required-claims>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "roles-all": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}">
+    <audiences><audience>{{api-v2-id}}</audience></audiences>
+    <required-claims><claim name="roles" match="all"><value>Tools.Call</value><value>Tools.Admin</value></claim></required-claims>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "domain": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="https://""" + DOMAIN + """">
+    <client-application-ids><application-id>{{aad-client-application-id}}</application-id></client-application-ids>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "header": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}" header-name="X-Token">
+    <client-application-ids><application-id>{{aad-client-application-id}}</application-id></client-application-ids>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "query": """<policies><inbound>
+  <validate-azure-ad-token tenant-id="{{aad-tenant-id}}" query-parameter-name="access_token">
+    <client-application-ids><application-id>{{aad-client-application-id}}</application-id></client-application-ids>
+  </validate-azure-ad-token>
+</inbound></policies>""",
+    "oidc": """<policies><inbound>
+  <validate-jwt header-name="Authorization" require-scheme="Bearer">
+    <openid-config url="{{authority}}/{{aad-tenant-id}}/v2.0/.well-known/openid-configuration"/>
+    <audiences><audience>00000000-0000-0000-0000-000000000000</audience><audience>{{api-v2-id}}</audience></audiences>
+  </validate-jwt>
+</inbound></policies>""",
+    "hs": """<policies><inbound>
+  <validate-jwt header-name="Authorization" require-scheme="Bearer">
+    <issuer-signing-keys><key>{{hs-key}}</key></issuer-signing-keys>
+  </validate-jwt>
+</inbound></policies>""",
+    "hs-lax": """<policies><inbound>
+  <validate-jwt header-name="Authorization" require-expiration-time="false" require-signed-tokens="false" clock-skew="60">
+    <issuer-signing-keys><key>{{hs-key}}</key></issuer-signing-keys>
+  </validate-jwt>
+</inbound></policies>""",
+}
+
+
+def closed_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class EntraValidation(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.idp = Idp().start()
+        cls.idp.setup_lab()
+        cls.authority = f"https://127.0.0.1:{cls.idp.port}"
+        cls.up = FakeUpstream()
+        cls.dir = tempfile.TemporaryDirectory()
+        for name, text in POLICIES.items():
+            with open(os.path.join(cls.dir.name, name + ".xml"), "w") as f:
+                f.write(text)
+        apis = "\n".join(f"  - {{name: {n}, path: /{n}, backend: fake, strip_prefix: true, "
+                         f"policy: {os.path.join(cls.dir.name, n + '.xml')}}}" for n in POLICIES)
+        cls.config = f"""
+listeners: [{{port: 0}}]
+entra: {{authority: "{cls.authority}", ca_file: "{cls.idp.ca}", key_refetch_min_ms: 1000}}
+named_values:
+  aad-tenant-id: {TENANT}
+  aad-client-application-id: {cls.idp.client["appId"]}
+  api-v2-id: {cls.idp.api_v2["appId"]}
+  authority: "{cls.authority}"
+  hs-key: {{value: "{base64.b64encode(HS_SECRET).decode()}", secret: true}}
+backends: {{fake: {{url: "{cls.up.url}"}}}}
+apis:
+{apis}
+"""
+        cls.gw = Gateway(cls.config).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+        cls.up.stop()
+        cls.idp.cleanup()
+        cls.dir.cleanup()
+
+    def token(self, resource="api://mcp-api", client=None, secret=None):
+        client = client or self.idp.client["appId"]
+        r = requests.post(f"{self.authority}/{TENANT}/oauth2/v2.0/token", verify=self.idp.ca, timeout=30, data={
+            "grant_type": "client_credentials", "client_id": client, "client_secret": secret or self.idp.secret,
+            "scope": resource + "/.default"})
+        self.assertEqual(r.status_code, 200, r.text)
+        return r.json()["access_token"]
+
+    def call(self, api, token=None, headers=None, path="/json"):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        return requests.get(self.gw.url + "/" + api + path, headers=h, timeout=30)
+
+    def log_line(self, response):
+        rid = response.headers["X-Request-Id"]
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            for line in self.gw.access_log():
+                if line["request_id"] == rid:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError("no access log line for " + rid)
+
+    def test_01_no_token_is_apims_401(self):  # case 1
+        r = self.call("lab")
+        self.assertEqual((r.status_code, r.text), (401, '{ "statusCode": 401, "message": "JWT not present." }'))
+        self.assertNotIn("WWW-Authenticate", r.headers)  # case 22
+        self.assertEqual(self.log_line(r)["error"], "validate-azure-ad-token: TokenNotPresent: JWT not present.")
+
+    def test_02_custom_status_and_message(self):  # case 2
+        r = self.call("custom")
+        self.assertEqual((r.status_code, r.text), (403, '{ "statusCode": 403, "message": "Forbidden!" }'))
+
+    def test_03_v1_and_v2_tokens_pass_the_lab_policy(self):  # cases 3, 4
+        v1 = self.token("api://mcp-api")
+        self.assertEqual(pyjwt.decode(v1, options={"verify_signature": False})["ver"], "1.0")
+        r = self.call("lab", v1)
+        self.assertEqual(r.status_code, 200, r.text)
+        self.assertEqual(r.json()["headers"]["Authorization"], "Bearer " + v1)  # forwarded as sent
+        line = self.log_line(r)
+        self.assertEqual(line["client_app"], self.idp.client["appId"])
+        with open(self.gw.log_path) as f:
+            self.assertNotIn(v1, f.read())  # never a token in the log
+        v2 = self.token("api://mcp-api-v2")
+        self.assertEqual(pyjwt.decode(v2, options={"verify_signature": False})["ver"], "2.0")
+        self.assertEqual(self.call("lab", v2).status_code, 200)
+
+    def test_04_other_clients_and_garbage_are_refused(self):  # case 5
+        r = self.call("lab", self.token(client=self.idp.other["appId"], secret=self.idp.other_secret))
+        self.assertEqual((r.status_code, r.text), (401, '{ "statusCode": 401, "message": "Invalid JWT." }'))
+        self.assertIn("TokenClaimValueNotAllowed", self.log_line(r)["error"])
+        for bad in ("x.y.z", self.token()[:-4] + "AAAA", "a" * 100):
+            self.assertEqual(self.call("lab", bad).status_code, 401)
+        r = self.call("lab", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        self.assertEqual(r.json()["message"], "Invalid JWT.")
+
+    def test_05_audiences_only(self):  # case 8
+        self.assertEqual(self.call("aud", self.token("api://mcp-api-v2")).status_code, 200)
+        r = self.call("aud", self.token("api://mcp-api"))  # aud api://mcp-api, not the v2 app's id
+        self.assertEqual(r.status_code, 401)
+        self.assertIn("TokenAudienceNotAllowed", self.log_line(r)["error"])
+
+    def test_06_required_claims(self):  # case 11
+        v2 = self.token("api://mcp-api-v2")  # roles Tools.Call and Tools.Read
+        self.assertEqual(self.call("roles", v2).status_code, 200)
+        r = self.call("roles-all", v2)
+        self.assertEqual(r.status_code, 401)
+        self.assertIn("TokenClaimValueNotAllowed", self.log_line(r)["error"])
+
+    def test_07_tenant_by_domain(self):
+        self.assertEqual(self.call("domain", self.token()).status_code, 200)
+
+    def test_08_custom_header_and_query(self):  # cases 15, 16
+        t = self.token()
+        self.assertEqual(self.call("header", headers={"X-Token": t}).status_code, 200)
+        self.assertEqual(self.call("header", headers={"X-Token": "Bearer " + t}).status_code, 401)
+        self.assertEqual(self.call("query", path="/json?access_token=" + t).status_code, 200)
+        r = self.call("query", path="/json")
+        self.assertEqual(r.json()["message"], "JWT not present.")
+
+    def test_09_validate_jwt_with_openid_config(self):  # cases 31, 32
+        self.assertEqual(self.call("oidc", self.token("api://mcp-api-v2")).status_code, 200)
+        r = self.call("oidc", self.token("api://mcp-api"))  # a v1 token: issuer and audience differ
+        self.assertEqual(r.status_code, 401)
+        r = self.call("oidc", headers={"Authorization": self.token("api://mcp-api-v2")})  # no scheme
+        self.assertEqual(r.status_code, 401)
+
+    def test_10_validate_jwt_with_an_inline_key(self):  # cases 25-30
+        now = int(time.time())
+        good = pyjwt.encode({"sub": "u", "exp": now + 300}, HS_SECRET, algorithm="HS256")
+        self.assertEqual(self.call("hs", good).status_code, 200)
+        tampered = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+        r = self.call("hs", tampered)
+        self.assertEqual((r.status_code, r.json()["message"]), (401, "Invalid JWT."))
+        self.assertEqual(self.call("hs").json()["message"], "JWT not present.")
+        no_exp = pyjwt.encode({"sub": "u"}, HS_SECRET, algorithm="HS256")
+        self.assertEqual(self.call("hs", no_exp).status_code, 401)
+        self.assertEqual(self.call("hs-lax", no_exp).status_code, 200)
+        expired_30s = pyjwt.encode({"sub": "u", "exp": now - 30}, HS_SECRET, algorithm="HS256")
+        expired_90s = pyjwt.encode({"sub": "u", "exp": now - 90}, HS_SECRET, algorithm="HS256")
+        self.assertEqual(self.call("hs", expired_30s).status_code, 401)
+        self.assertEqual(self.call("hs-lax", expired_30s).status_code, 200)  # clock-skew 60
+        self.assertEqual(self.call("hs-lax", expired_90s).status_code, 401)
+        unsigned = pyjwt.encode({"sub": "u", "exp": now + 300}, None, algorithm="none")
+        self.assertEqual(self.call("hs", unsigned).status_code, 401)
+        self.assertEqual(self.call("hs-lax", unsigned).status_code, 200)
+        wrong_key = pyjwt.encode({"sub": "u", "exp": now + 300}, b"x" * 32, algorithm="HS256")
+        self.assertEqual(self.call("hs", wrong_key).status_code, 401)
+
+    def test_11_key_rotation_is_picked_up_with_one_fetch(self):  # case 24
+        def jwks_fetches():
+            return sum(1 for l in self.idp.logs().splitlines() if "/discovery/" in l and "keys" in l)
+        self.assertEqual(self.call("lab", self.token()).status_code, 200)
+        before = jwks_fetches()
+        old_kid = pyjwt.get_unverified_header(self.token())["kid"]
+        # Refetches for unknown kids are rate-limited (key_refetch_min_ms: 1000 here, 5 minutes by
+        # default): let the fetch made at start-up age past that first.
+        time.sleep(1.1)
+        self.idp.cli("keys", "rotate")
+        fresh = self.token()
+        self.assertNotEqual(pyjwt.get_unverified_header(fresh)["kid"], old_kid)
+        for _ in range(5):
+            self.assertEqual(self.call("lab", fresh).status_code, 200)
+        self.assertEqual(jwks_fetches() - before, 1)  # one fetch for the unknown kid, then cached
+
+
+class IssuerDown(unittest.TestCase):
+    def test_cached_keys_survive_and_no_keys_fail_closed(self):
+        idp = Idp().start()
+        idp.setup_lab()
+        up = FakeUpstream()
+        authority = f"https://127.0.0.1:{idp.port}"
+        d = tempfile.TemporaryDirectory()
+        with open(os.path.join(d.name, "lab.xml"), "w") as f:
+            f.write(POLICIES["lab"])
+        config = lambda auth: f"""
+listeners: [{{port: 0}}]
+entra: {{authority: "{auth}", ca_file: "{idp.ca}"}}
+named_values: {{aad-tenant-id: {TENANT}, aad-client-application-id: {idp.client["appId"]}}}
+backends: {{fake: {{url: "{up.url}"}}}}
+apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(d.name, "lab.xml")}}}]
+"""
+        gw = Gateway(config(authority)).start()
+        cold = Gateway(config(f"https://127.0.0.1:{closed_port()}")).start()
+        try:
+            r = requests.post(f"{authority}/{TENANT}/oauth2/v2.0/token", verify=idp.ca, timeout=30, data={
+                "grant_type": "client_credentials", "client_id": idp.client["appId"],
+                "client_secret": idp.secret, "scope": "api://mcp-api/.default"})
+            token = r.json()["access_token"]
+            auth = {"Authorization": "Bearer " + token}
+            self.assertEqual(requests.get(gw.url + "/lab/json", headers=auth, timeout=30).status_code, 200)
+            idp.stop()
+            for _ in range(3):  # the emulator is gone: the keys the gateway has still serve
+                self.assertEqual(requests.get(gw.url + "/lab/json", headers=auth, timeout=30).status_code, 200)
+            # A gateway that never had keys refuses every token.
+            r = requests.get(cold.url + "/lab/json", headers=auth, timeout=30)
+            self.assertEqual((r.status_code, r.json()["message"]), (401, "Invalid JWT."))
+            deadline = time.time() + 5
+            while time.time() < deadline and not [l for l in cold.access_log() if l["status"] == 401]:
+                time.sleep(0.05)  # the line is written just after the response
+            line = [l for l in cold.access_log() if l["status"] == 401]
+            self.assertTrue(line and "no signing keys" in line[-1]["error"], line)
+        finally:
+            gw.cleanup()
+            cold.cleanup()
+            up.stop()
+            idp.cleanup()
+            d.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
