@@ -106,6 +106,14 @@ class EntraValidation(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.idp = Idp().start()
+        try:
+            cls.start_rest()
+        except BaseException:
+            cls.idp.cleanup()  # tearDownClass does not run when setUpClass fails
+            raise
+
+    @classmethod
+    def start_rest(cls):
         cls.idp.setup_lab()
         cls.authority = f"https://127.0.0.1:{cls.idp.port}"
         cls.up = FakeUpstream()
@@ -128,7 +136,14 @@ backends: {{fake: {{url: "{cls.up.url}"}}}}
 apis:
 {apis}
 """
-        cls.gw = Gateway(cls.config).start()
+        cls.gw = Gateway(cls.config)
+        try:
+            cls.gw.start()
+        except BaseException:
+            cls.gw.cleanup()
+            cls.up.stop()
+            cls.dir.cleanup()
+            raise
 
     @classmethod
     def tearDownClass(cls):

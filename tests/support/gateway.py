@@ -30,7 +30,9 @@ class Gateway:
         deadline = time.time() + 20
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.time() > deadline:
-                raise AssertionError("gateway did not start: " + open(self.err_path).read())
+                self.stop()  # ours to end, by its pid
+                with open(self.err_path) as f:
+                    raise AssertionError("gateway did not start: " + f.read())
             time.sleep(0.02)
         with open(ready) as f:
             info = json.load(f)

@@ -37,7 +37,9 @@ class Idp:
         deadline = time.time() + 20
         while not os.path.exists(ready):
             if self.proc.poll() is not None or time.time() > deadline:
-                raise AssertionError("idp did not start: " + open(self.log_path).read())
+                self.stop()  # ours to end, by its pid
+                with open(self.log_path) as f:
+                    raise AssertionError("idp did not start: " + f.read())
             time.sleep(0.02)
         with open(ready) as f:
             info = json.load(f)
