@@ -82,6 +82,7 @@ void KeySetProvider::fetch_now() {
       }
     }
   }
+  ++(keys ? service_.fetches_ok_ : service_.fetches_failed_);
   std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard lock(mu_);

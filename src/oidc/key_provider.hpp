@@ -72,6 +72,10 @@ class KeyService {
   ~KeyService();
   std::shared_ptr<KeySetProvider> provider(const std::string& openid_config_url);
   const ServiceOptions& options() const { return options_; }
+  // Fetches so far: (succeeded, failed).
+  std::pair<std::uint64_t, std::uint64_t> fetches() const {
+    return {fetches_ok_.load(), fetches_failed_.load()};
+  }
 
  private:
   friend class KeySetProvider;
@@ -84,6 +88,7 @@ class KeyService {
   std::map<std::string, std::shared_ptr<KeySetProvider>> providers_;
   std::deque<KeySetProvider*> queue_;  // providers live as long as the service
   bool stopping_ = false;
+  std::atomic<std::uint64_t> fetches_ok_{0}, fetches_failed_{0};
   std::thread thread_;
 };
 

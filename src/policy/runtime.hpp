@@ -80,6 +80,7 @@ struct Context {
   // wait a policy asks for when it needs keys it does not have yet (Flow::kPending): the proxy
   // calls `pending` with a callback that resumes the request, then runs the policy again.
   std::string client_app;
+  std::vector<std::pair<std::string, std::string>> validations;  // (policy, "valid" or reason)
   std::function<void(std::function<void()> resume)> pending;
   int key_waits = 0;  // at most one wait for keys per request
   // The backend section's forward-request, when one runs.

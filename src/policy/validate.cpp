@@ -122,11 +122,13 @@ class Validator : public Policy {
     e.response_message = !message_.empty()                         ? message_
                          : reason == jwt::Reason::kTokenNotPresent ? "JWT not present."
                                                                    : "Invalid JWT.";
+    ctx.validations.emplace_back(source_name_, e.reason);
     ctx.error = std::move(e);
     return Flow::kError;
   }
 
   Flow accept(Context& ctx, const jwt::VerifiedToken& token) const {
+    ctx.validations.emplace_back(source_name_, "valid");
     const std::string* app = token.claims.find_string(token.entra_version == 1 ? "appid" : "azp");
     if (!app) app = token.claims.find_string("appid");
     if (app) ctx.client_app = core::printable(*app, 64);

@@ -415,6 +415,8 @@ struct Gateway::Impl {
     std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
     std::shared_ptr<const View> view;   // this worker's thread only, once running
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
+    // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
+    std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> validations;
     std::atomic<std::size_t> connections{0};  // open client connections on this worker
 
     // Runs on the worker's thread (or before it starts).
@@ -679,6 +681,11 @@ struct Gateway::Impl {
     const auto log = [&] {
       record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
              status == 502 || status == 504);
+      if (pctx && route) {
+        for (const auto& [policy_name, outcome] : pctx->validations) {
+          ++w.validations[McpSeries{route->slot, policy_name, outcome}];  // bounded: 2 x 10 x APIs
+        }
+      }
       if (!options.access_log) return;
       core::JsonObject o;
       o.emplace_back(
@@ -1254,25 +1261,43 @@ std::string Gateway::metrics_text() const {
            })) +
            "\n";
   }
-  // MCP calls live in each worker's own table: each worker copies its table on its own thread.
-  std::map<std::tuple<std::size_t, std::string, std::string>, std::uint64_t> calls;
+  // MCP calls and token validations live in each worker's own tables: each worker copies its
+  // tables on its own thread.
+  using Rows = std::vector<std::pair<McpSeries, std::uint64_t>>;
+  std::map<std::tuple<std::size_t, std::string, std::string>, std::uint64_t> calls, validations;
   if (!impl.stopping.load()) {
-    std::vector<std::future<std::vector<std::pair<McpSeries, std::uint64_t>>>> copies;
+    std::vector<std::future<std::pair<Rows, Rows>>> copies;
     for (auto& w : impl.workers) {
-      auto task =
-          std::make_shared<std::packaged_task<std::vector<std::pair<McpSeries, std::uint64_t>>()>>(
-              [worker = w.get()] {
-                return std::vector<std::pair<McpSeries, std::uint64_t>>(worker->mcp_calls.begin(),
-                                                                        worker->mcp_calls.end());
-              });
+      auto task = std::make_shared<std::packaged_task<std::pair<Rows, Rows>()>>([worker = w.get()] {
+        return std::pair{Rows(worker->mcp_calls.begin(), worker->mcp_calls.end()),
+                         Rows(worker->validations.begin(), worker->validations.end())};
+      });
       copies.push_back(task->get_future());
       asio::post(w->ioc, [task] { (*task)(); });
     }
     for (auto& f : copies) {
       if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) continue;
-      for (auto& [k, n] : f.get()) calls[{k.slot, k.method, k.tool}] += n;
+      auto [c, v] = f.get();
+      for (auto& [k, n] : c) calls[{k.slot, k.method, k.tool}] += n;
+      for (auto& [k, n] : v) validations[{k.slot, k.method, k.tool}] += n;
     }
   }
+  out +=
+      "# HELP mcpgate_token_validations_total Token validations by API, policy and outcome "
+      "(valid, or APIM's reason).\n# TYPE mcpgate_token_validations_total counter\n";
+  for (const auto& [k, n] : validations) {
+    const auto& [slot, policy_name, outcome] = k;
+    out += "mcpgate_token_validations_total{api=\"" +
+           prometheus_label(slot < names.size() ? names[slot] : "(new)") + "\",policy=\"" +
+           prometheus_label(policy_name) + "\",outcome=\"" + prometheus_label(outcome) + "\"} " +
+           std::to_string(n) + "\n";
+  }
+  const auto fetches = impl.keys->fetches();
+  out +=
+      "# HELP mcpgate_key_fetches_total Signing-key fetches (OpenID configuration and JWKS) by "
+      "result.\n# TYPE mcpgate_key_fetches_total counter\n";
+  out += "mcpgate_key_fetches_total{result=\"ok\"} " + std::to_string(fetches.first) + "\n";
+  out += "mcpgate_key_fetches_total{result=\"failed\"} " + std::to_string(fetches.second) + "\n";
   out +=
       "# HELP mcpgate_mcp_requests_total MCP messages by API, JSON-RPC method and tool.\n# TYPE "
       "mcpgate_mcp_requests_total counter\n";

@@ -125,6 +125,7 @@ class EntraValidation(unittest.TestCase):
                          f"policy: {os.path.join(cls.dir.name, n + '.xml')}}}" for n in POLICIES)
         cls.config = f"""
 listeners: [{{port: 0}}]
+admin: {{address: 127.0.0.1, port: 0}}
 entra: {{authority: "{cls.authority}", ca_file: "{cls.idp.ca}", key_refetch_min_ms: 1000}}
 named_values:
   aad-tenant-id: {TENANT}
@@ -277,6 +278,21 @@ apis:
         for _ in range(5):
             self.assertEqual(self.call("lab", fresh).status_code, 200)
         self.assertEqual(jwks_fetches() - before, 1)  # one fetch for the unknown kid, then cached
+
+    def test_12_metrics_count_outcomes_and_fetches(self):
+        self.call("lab")
+        self.call("lab", self.token())
+        deadline = time.time() + 5  # counters move just after each response is written
+        while True:
+            text = requests.get(self.gw.admin + "/metrics", timeout=10).text
+            if 'outcome="TokenNotPresent"' in text and 'outcome="valid"' in text or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertRegex(text, r'mcpgate_token_validations_total\{api="lab",policy="validate-azure-ad-token",'
+                               r'outcome="TokenNotPresent"\} [1-9]')
+        self.assertRegex(text, r'mcpgate_token_validations_total\{api="lab",policy="validate-azure-ad-token",'
+                               r'outcome="valid"\} [1-9]')
+        self.assertRegex(text, r'mcpgate_key_fetches_total\{result="ok"\} [1-9]')
 
 
 class IssuerDown(unittest.TestCase):
