@@ -126,8 +126,9 @@ def start_idp(mcpgate, d, procs):
                                    "scope": "api://mcp-api/.default"}).encode()
     with urllib.request.urlopen(f"{authority}/{TENANT}/oauth2/v2.0/token", body, context=ctx) as r:
         token = json.load(r)["access_token"]
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=" * (-len(token.split(".")[0]) % 4)))
     with urllib.request.urlopen(f"{authority}/{TENANT}/discovery/v2.0/keys", context=ctx) as r:
-        jwk = json.load(r)["keys"][0]
+        jwk = next(k for k in json.load(r)["keys"] if k.get("kid") == header["kid"])
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
     b64 = lambda v: int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
@@ -142,7 +143,7 @@ def haproxy_conf(directory, port, origin_port, key_file, issuer, client):
     with open(path, "w") as f:
         f.write(f"""global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s
@@ -244,26 +245,32 @@ apis: [{{name: lab, path: /, backend: origin, policy: {policy}}}]
 workers: 1
 access_log: "off"
 """)
+                lab_err = open(os.path.join(d, "lab.err"), "w")
                 lab = subprocess.Popen(["taskset", "-c", "1", args.mcpgate, "gateway", "-c", lab_conf],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdout=subprocess.DEVNULL, stderr=lab_err)
                 procs.append(lab)
                 key_file = os.path.join(d, "key.pem")
                 with open(key_file, "wb") as f:
                     f.write(pem)
                 hconf = haproxy_conf(d, haproxy_port, origin_port, key_file, f"{authority}/{TENANT}/v2.0", client)
+                haproxy_err = open(os.path.join(d, "haproxy.err"), "w")
                 haproxy = subprocess.Popen(["taskset", "-c", "1", shutil.which("haproxy") or "/usr/sbin/haproxy",
-                                            "-db", "-f", hconf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                            "-db", "-f", hconf], stdout=subprocess.DEVNULL, stderr=haproxy_err)
                 procs.append(haproxy)
-                for port in (lab_port, haproxy_port):
-                    wait_port(port)
+                for port, name in ((lab_port, "lab.err"), (haproxy_port, "haproxy.err")):
+                    try:
+                        wait_port(port)
+                    except RuntimeError:
+                        with open(os.path.join(d, name)) as f:
+                            sys.exit(f"{name[:-4]} did not start:\n{f.read()}")
                 auth = ("Authorization: Bearer " + token,)
-                for port in (lab_port, haproxy_port):  # both must accept the token, and refuse none
+                for port, who in ((lab_port, "mcpgate"), (haproxy_port, "haproxy")):  # both accept the token
                     probe = wrk(f"http://127.0.0.1:{port}/mcp", 1, 1, auth)
                     if probe["non2xx"] or probe["requests"] == 0:
-                        sys.exit(f"the token is refused on port {port}: check the setup")
+                        sys.exit(f"{who} refuses the token: {probe}; check the setup")
                     bad = wrk(f"http://127.0.0.1:{port}/mcp", 1, 1, ("Authorization: Bearer x.y.z",))
                     if bad["non2xx"] != bad["requests"]:
-                        sys.exit(f"a bad token passes on port {port}: the setup checks nothing")
+                        sys.exit(f"{who} lets a bad token pass: the setup checks nothing")
                 setups += [("haproxy jwt_verify", haproxy_port, haproxy.pid, auth),
                            ("mcpgate (lab policy)", lab_port, lab.pid, auth)]
             results = {name: [] for name, _, _, _ in setups}
