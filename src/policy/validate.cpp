@@ -136,6 +136,31 @@ class Validator : public Policy {
     return Flow::kContinue;
   }
 
+  // What neither policy can take yet: refused at load.
+  static core::Result<int, std::string> unsupported_inputs(const Element& e) {
+    if (attr(e, "token-value"))
+      return core::fail(
+          std::string("token-value takes a policy expression, and expressions are "
+                      "not supported yet"));
+    if (child(e, "decryption-keys"))
+      return core::fail(std::string("decryption-keys (encrypted tokens) are not supported yet"));
+    return 0;
+  }
+
+  // The token, or the refusal when there is none (or it cannot be read) in `flow`.
+  std::optional<std::string> token_or_refuse(Context& ctx, Flow& flow) const {
+    bool malformed = false;
+    auto token = extract(ctx, token_, malformed);
+    if (malformed) {
+      flow = refuse(ctx, jwt::Reason::kJwtInvalid,
+                    token_.header + " does not carry a " +
+                        (token_.scheme.empty() ? std::string("Bearer") : token_.scheme) + " token");
+      return std::nullopt;
+    }
+    if (!token) flow = refuse(ctx, jwt::Reason::kTokenNotPresent, "JWT not present.");
+    return token;
+  }
+
   // Waits once per request for fresh keys from every source in `sources`.
   static Flow wait_for(Context& ctx, std::vector<std::shared_ptr<jwt::KeySource>> sources) {
     ++ctx.key_waits;
@@ -165,12 +190,7 @@ class ValidateAzureAdToken final : public Validator {
       : Validator(e, env, "validate-azure-ad-token") {}
 
   core::Result<int, std::string> init(const Element& e) {
-    if (attr(e, "token-value"))
-      return core::fail(
-          std::string("token-value takes a policy expression, and expressions are "
-                      "not supported yet"));
-    if (child(e, "decryption-keys"))
-      return core::fail(std::string("decryption-keys (encrypted tokens) are not supported yet"));
+    if (auto r = unsupported_inputs(e); !r) return r;
     token_.header = "Authorization";
     token_.bearer_only = true;
     if (const auto* h = attr(e, "header-name")) token_.header = *h;
@@ -212,12 +232,9 @@ class ValidateAzureAdToken final : public Validator {
   }
 
   Flow apply(Context& ctx) const override {
-    bool malformed = false;
-    const auto token = extract(ctx, token_, malformed);
-    if (malformed)
-      return refuse(ctx, jwt::Reason::kJwtInvalid,
-                    token_.header + " does not carry a Bearer token");
-    if (!token) return refuse(ctx, jwt::Reason::kTokenNotPresent, "JWT not present.");
+    Flow refused = Flow::kError;
+    const auto token = token_or_refuse(ctx, refused);
+    if (!token) return refused;
     const auto& snap = keys_->snapshot();
     if (!snap->keys) {
       if (ctx.key_waits == 0) return wait_for(ctx, {keys_});
@@ -261,12 +278,7 @@ class ValidateJwt final : public Validator {
   ValidateJwt(const Element& e, const CompileEnv& env) : Validator(e, env, "validate-jwt") {}
 
   core::Result<int, std::string> init(const Element& e) {
-    if (attr(e, "token-value"))
-      return core::fail(
-          std::string("token-value takes a policy expression, and expressions are "
-                      "not supported yet"));
-    if (child(e, "decryption-keys"))
-      return core::fail(std::string("decryption-keys (encrypted tokens) are not supported yet"));
+    if (auto r = unsupported_inputs(e); !r) return r;
     if (const auto* h = attr(e, "header-name")) token_.header = *h;
     if (const auto* q = attr(e, "query-parameter-name")) token_.query = *q;
     // require-scheme applies to the Authorization header only (ignored for custom headers).
@@ -334,12 +346,9 @@ class ValidateJwt final : public Validator {
   }
 
   Flow apply(Context& ctx) const override {
-    bool malformed = false;
-    const auto token = extract(ctx, token_, malformed);
-    if (malformed)
-      return refuse(ctx, jwt::Reason::kJwtInvalid,
-                    token_.header + " does not use the " + token_.scheme + " scheme");
-    if (!token) return refuse(ctx, jwt::Reason::kTokenNotPresent, "JWT not present.");
+    Flow refused = Flow::kError;
+    const auto token = token_or_refuse(ctx, refused);
+    if (!token) return refused;
     const double now = now_seconds(env_);
     std::optional<jwt::ValidationError> last;
     if (inline_keys_) {

@@ -19,18 +19,10 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import Gateway  # noqa: E402
+from gateway import Gateway, closed_port  # noqa: E402
 
 TOTAL = int(os.environ.get("ABORT_TEST_REQUESTS", "10000"))
 CONCURRENCY = 48
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 async def read_head(reader):

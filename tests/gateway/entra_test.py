@@ -14,7 +14,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import Gateway  # noqa: E402
+from gateway import Gateway, closed_port, eventually  # noqa: E402
 from idp import DOMAIN, TENANT, Idp  # noqa: E402
 
 HS_SECRET = b"an-hs256-secret-of-32-bytes-long!"
@@ -93,15 +93,6 @@ POLICIES = {
 }
 
 
-def closed_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class EntraValidation(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -169,13 +160,7 @@ apis:
 
     def log_line(self, response):
         rid = response.headers["X-Request-Id"]
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            for line in self.gw.access_log():
-                if line["request_id"] == rid:
-                    return line
-            time.sleep(0.05)
-        raise AssertionError("no access log line for " + rid)
+        return eventually(lambda: next((l for l in self.gw.access_log() if l["request_id"] == rid), None))
 
     def test_01_no_token_is_apims_401(self):  # case 1
         r = self.call("lab")
@@ -282,12 +267,9 @@ apis:
     def test_12_metrics_count_outcomes_and_fetches(self):
         self.call("lab")
         self.call("lab", self.token())
-        deadline = time.time() + 5  # counters move just after each response is written
-        while True:
-            text = requests.get(self.gw.admin + "/metrics", timeout=10).text
-            if 'outcome="TokenNotPresent"' in text and 'outcome="valid"' in text or time.time() > deadline:
-                break
-            time.sleep(0.05)
+        # Counters move just after each response is written.
+        text = eventually(lambda: (lambda t: t if 'outcome="TokenNotPresent"' in t and 'outcome="valid"' in t
+                                   else None)(requests.get(self.gw.admin + "/metrics", timeout=10).text))
         self.assertRegex(text, r'mcpgate_token_validations_total\{api="lab",policy="validate-azure-ad-token",'
                                r'outcome="TokenNotPresent"\} [1-9]')
         self.assertRegex(text, r'mcpgate_token_validations_total\{api="lab",policy="validate-azure-ad-token",'
@@ -351,11 +333,8 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(d.
             # A gateway that never had keys refuses every token.
             r = requests.get(cold.url + "/lab/json", headers=auth, timeout=30)
             self.assertEqual((r.status_code, r.json()["message"]), (401, "Invalid JWT."))
-            deadline = time.time() + 5
-            while time.time() < deadline and not [l for l in cold.access_log() if l["status"] == 401]:
-                time.sleep(0.05)  # the line is written just after the response
-            line = [l for l in cold.access_log() if l["status"] == 401]
-            self.assertTrue(line and "no signing keys" in line[-1]["error"], line)
+            line = eventually(lambda: next((l for l in cold.access_log() if l["status"] == 401), None))
+            self.assertIn("no signing keys", line["error"])
         finally:
             gw.cleanup()
             cold.cleanup()

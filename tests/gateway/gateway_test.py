@@ -16,27 +16,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import MCPGATE, Gateway  # noqa: E402
-
-
-def eventually(probe, timeout=5.0):
-    """The first truthy value of probe() within timeout seconds (for effects that trail a response)."""
-    deadline = time.time() + timeout
-    while True:
-        value = probe()
-        if value or time.time() > deadline:
-            if not value:
-                raise AssertionError("condition not met within %.1fs" % timeout)
-            return value
-        time.sleep(0.02)
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from gateway import MCPGATE, Gateway, closed_port, eventually  # noqa: E402
 
 
 class GatewayRelay(unittest.TestCase):

@@ -3,11 +3,33 @@ import json
 import sys
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 
 MCPGATE = os.environ["MCPGATE_BIN"]
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound, read and released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def eventually(probe, timeout=5.0):
+    """The first truthy value of probe() within timeout seconds (for effects that trail a response)."""
+    deadline = time.time() + timeout
+    while True:
+        value = probe()
+        if value or time.time() > deadline:
+            if not value:
+                raise AssertionError("condition not met within %.1fs" % timeout)
+            return value
+        time.sleep(0.02)
 
 
 class Gateway:
