@@ -20,6 +20,9 @@ std::vector<std::string_view> split(std::string_view s, std::string_view separat
 // 8-4-4-4-12 hexadecimal, either case, no braces.
 bool is_guid(std::string_view s);
 
+// Appends Unicode code point `cp` (at most 0x10FFFF, not a surrogate) as UTF-8.
+void append_utf8(std::string& out, unsigned cp);
+
 // Makes any bytes safe to print in a log line or message: printable ASCII is kept, everything
 // else becomes \xNN, and the result is cut at `max` characters with "..." appended.
 std::string printable(std::string_view s, std::size_t max = 80);

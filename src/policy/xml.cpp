@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/strings.hpp"
+
 namespace mcpgate::policy {
 
 std::string Diagnostic::to_string() const {
@@ -138,25 +140,6 @@ std::size_t skip_code(std::string_view t, std::size_t i, char open, char close, 
   return npos;
 }
 
-// Appends code point `cp` as UTF-8.
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // The entity at t[i] == '&': its decoded text and length, or nothing when it is not one.
 std::optional<std::pair<std::string, std::size_t>> entity_at(std::string_view t, std::size_t i) {
   const auto semi = t.find(';', i);
@@ -184,7 +167,7 @@ std::optional<std::pair<std::string, std::size_t>> entity_at(std::string_view t,
     }
     if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
     std::string out;
-    append_utf8(out, cp);
+    core::append_utf8(out, cp);
     return std::pair{out, len};
   }
   return std::nullopt;
