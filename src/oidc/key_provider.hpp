@@ -71,7 +71,6 @@ class KeyService {
   explicit KeyService(ServiceOptions options);
   ~KeyService();
   std::shared_ptr<KeySetProvider> provider(const std::string& openid_config_url);
-  const ServiceOptions& options() const { return options_; }
   // Fetches so far: (succeeded, failed).
   std::pair<std::uint64_t, std::uint64_t> fetches() const {
     return {fetches_ok_.load(), fetches_failed_.load()};

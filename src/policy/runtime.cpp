@@ -12,10 +12,6 @@
 
 namespace mcpgate::policy {
 
-bool Program::empty() const {
-  return std::all_of(sections.begin(), sections.end(), [](const auto& s) { return s.empty(); });
-}
-
 bool multi_line_header(std::string_view name) {
   static constexpr std::string_view kNames[] = {"User-Agent",
                                                 "WWW-Authenticate",

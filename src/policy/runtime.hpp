@@ -102,7 +102,6 @@ class Policy {
 
 struct Program {
   std::array<std::vector<std::shared_ptr<const Policy>>, 4> sections;
-  bool empty() const;
 };
 
 // What compiled policies may use from the gateway.

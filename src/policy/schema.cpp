@@ -181,10 +181,4 @@ const ElementSpec* find_policy(std::string_view name) {
   return it == m.end() ? nullptr : it->second;
 }
 
-std::vector<std::string_view> policy_names() {
-  std::vector<std::string_view> out;
-  for (const auto& [name, spec] : index()) out.push_back(name);
-  return out;
-}
-
 }  // namespace mcpgate::policy

@@ -41,7 +41,5 @@ struct ElementSpec {
 
 // The policy named `name`, or null when mcpgate does not know it.
 const ElementSpec* find_policy(std::string_view name);
-// The names of every known policy, for "did you mean" style messages.
-std::vector<std::string_view> policy_names();
 
 }  // namespace mcpgate::policy
