@@ -148,6 +148,59 @@ std::string Diagnostic::to_string() const {
   return file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message;
 }
 
+static void read_resource_metadata(Reader& r, const YAML::Node& m, const std::string& api_where,
+                                   Api& api) {
+  const std::string where = api_where + ".resource_metadata";
+  if (!r.mapping(m, where,
+                 {"resource", "authorization_servers", "scopes_supported",
+                  "bearer_methods_supported", "resource_name"}))
+    return;
+  ResourceMetadata md;
+  if (!m["resource"]) {
+    r.error(m, where + " needs the resource: the URL clients call, e.g. https://gw.example.com" +
+                   (api.path == "/" ? std::string() : api.path));
+  } else if (auto v = r.string(m["resource"], where + ".resource")) {
+    md.resource = *v;
+    const bool scheme = v->rfind("https://", 0) == 0 || v->rfind("http://", 0) == 0;
+    const auto host_start = v->find("://") + 3;
+    if (!scheme || v->size() <= host_start || v->find_first_of("?# ") != std::string::npos ||
+        (*v)[host_start] == '/')
+      r.error(m["resource"], where +
+                                 ".resource must be an http(s) URL with a host and no query or "
+                                 "fragment (RFC 9728 §1.2)");
+  }
+  const auto urls = [&](const char* key, std::vector<std::string>& out) {
+    if (!m[key]) return;
+    out = r.strings(m[key], where + "." + key,
+                    "[\"https://login.microsoftonline.com/<tenant>/v2.0\"]");
+    for (const auto& u : out) {
+      if (u.rfind("https://", 0) != 0 && u.rfind("http://", 0) != 0)
+        r.error(m[key], where + "." + key + ": \"" + u + "\" is not an http(s) URL");
+    }
+  };
+  urls("authorization_servers", md.authorization_servers);
+  if (m["scopes_supported"])
+    md.scopes_supported = r.strings(m["scopes_supported"], where + ".scopes_supported",
+                                    "[\"api://<client id>/.default\"]");
+  for (const auto& s : md.scopes_supported) {
+    if (s.empty() || s.find_first_of(" \"\\") != std::string::npos)
+      r.error(m["scopes_supported"],
+              where + ".scopes_supported: \"" + s + "\" is not a scope (no spaces or quotes)");
+  }
+  if (m["bearer_methods_supported"]) {
+    md.bearer_methods_supported =
+        r.strings(m["bearer_methods_supported"], where + ".bearer_methods_supported", "[header]");
+    for (const auto& b : md.bearer_methods_supported) {
+      if (b != "header" && b != "body" && b != "query")
+        r.error(m["bearer_methods_supported"],
+                where + ".bearer_methods_supported: \"" + b + "\" is not header, body or query");
+    }
+  }
+  if (m["resource_name"])
+    md.resource_name = r.string(m["resource_name"], where + ".resource_name").value_or("");
+  api.resource_metadata = std::move(md);
+}
+
 LoadResult parse(const std::string& text, const std::string& file_name) {
   LoadResult result;
   Config& c = result.config;
@@ -294,7 +347,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         const std::string where = "apis[" + std::to_string(i) + "]";
         if (!r.mapping(n, where,
                        {"name", "path", "type", "backend", "strip_prefix", "allowed_origins",
-                        "allowed_hosts", "request_timeout_ms", "sse_keepalive_ms", "policy"}))
+                        "allowed_hosts", "request_timeout_ms", "sse_keepalive_ms", "policy",
+                        "resource_metadata"}))
           continue;
         Api api;
         api.name = n["name"] ? r.string(n["name"], where + ".name").value_or("")
@@ -348,6 +402,7 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
                     where + ".sse_keepalive_ms must be 0 (off) or at least 100");
         }
         if (n["policy"]) api.policy = r.path(n["policy"], where + ".policy");
+        if (const auto& m = n["resource_metadata"]; m) read_resource_metadata(r, m, where, api);
         c.apis.push_back(std::move(api));
       }
     }

@@ -44,6 +44,16 @@ struct Backend {
   std::size_t max_idle_connections = 64;               // per worker
 };
 
+// RFC 9728 protected resource metadata for an MCP API: what a client needs to find the
+// authorization server before it has a token.
+struct ResourceMetadata {
+  std::string resource;  // the canonical URL clients call, e.g. https://gw/mcp
+  std::vector<std::string> authorization_servers;  // empty: the API's Entra tenant (v2 authority)
+  std::vector<std::string> scopes_supported;
+  std::vector<std::string> bearer_methods_supported{"header"};
+  std::string resource_name;
+};
+
 struct Api {
   std::string name;
   std::string path;           // prefix, "/" or "/mcp"
@@ -55,6 +65,7 @@ struct Api {
   std::chrono::milliseconds request_timeout{-1};  // -1: limits.request_timeout; 0: none
   std::chrono::milliseconds sse_keepalive{0};     // 0: no keep-alive comments
   std::string policy;  // an API Management policy document (API scope); empty: none
+  std::optional<ResourceMetadata> resource_metadata;
 };
 
 struct Limits {

@@ -405,4 +405,18 @@ core::Result<std::shared_ptr<Policy>, std::string> make_validate_jwt(const Eleme
   return std::shared_ptr<Policy>(std::move(p));
 }
 
+std::string entra_v2_authority(const Pipeline& pipeline, std::string_view default_authority) {
+  for (const auto& step : pipeline.sections[0]) {
+    const Element& e = *step.element;
+    if (e.name != "validate-azure-ad-token") continue;
+    const std::string* endpoint = attr(e, "authentication-endpoint");
+    auto authority =
+        jwt::EntraRule::make("common", endpoint ? *endpoint : std::string(default_authority));
+    const std::string* tenant = attr(e, "tenant-id");
+    if (!authority || !tenant) return {};
+    return authority->authority() + "/" + jwt::EntraRule::tenant_name(*tenant) + "/v2.0";
+  }
+  return {};
+}
+
 }  // namespace mcpgate::policy

@@ -554,6 +554,23 @@ struct Gateway::Impl {
     co_return !ec && keep_alive;
   }
 
+  // MCP authorization: a 401 from token validation tells the client where the resource's
+  // metadata is, unless the policies wrote their own challenge. No error code when there was no
+  // token at all (RFC 6750 §3.1).
+  static void add_challenge(const Route& route, const policy::LastError& e,
+                            policy::LocalResponse& r) {
+    if (route.challenge.empty() || r.status != 401 ||
+        (e.source != "validate-azure-ad-token" && e.source != "validate-jwt"))
+      return;
+    for (const auto& h : r.headers) {
+      if (core::iequals(h.first, "WWW-Authenticate")) return;
+    }
+    r.headers.emplace_back("WWW-Authenticate",
+                           e.reason == "TokenNotPresent"
+                               ? "Bearer " + route.challenge
+                               : "Bearer error=\"invalid_token\", " + route.challenge);
+  }
+
   // After a policy error (ctx.error set): on-error runs with the error's status; without a
   // return-response there, the caller gets the error's APIM body with what on-error changed.
   static policy::LocalResponse on_error(const policy::Program& program, policy::Context& ctx) {
@@ -726,6 +743,31 @@ struct Gateway::Impl {
       log();
       co_return keep;
     };
+    // RFC 9728 metadata: public, cacheable, readable from any origin (browser-based clients).
+    if (const auto md = rt.resource_metadata.find(path); md != rt.resource_metadata.end()) {
+      policy::LocalResponse r;
+      r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+      if (method == "GET") {
+        r.headers.emplace_back("Content-Type", "application/json");
+        r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+        r.body = md->second;
+      } else if (method == "OPTIONS") {
+        r.status = 204;
+        r.headers.emplace_back("Access-Control-Allow-Methods", "GET, OPTIONS");
+        r.headers.emplace_back("Access-Control-Allow-Headers", "*");
+        r.headers.emplace_back("Access-Control-Max-Age", "86400");
+      } else {
+        r.status = 405;
+        r.headers.emplace_back("Allow", "GET, OPTIONS");
+        r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+        r.body = apim_error_body(405, kMethodNotAllowed);
+      }
+      status = r.status;
+      const bool keep = co_await write_local(client, version, client_keep_alive && !body_pending, r,
+                                             request_id, limits.idle_timeout, bytes_out);
+      log();
+      co_return keep;
+    }
     if (!route) co_return co_await refuse(404, kNotFound);
     // MCP Streamable HTTP: refuse other origins and hosts against DNS rebinding (mcp.md,
     // transport security).
@@ -793,9 +835,12 @@ struct Gateway::Impl {
     // Policies: inbound, then backend (whose forward-request decides the forwarding).
     BeastFields req_fields(req);
     std::chrono::milliseconds response_timeout = up.response_timeout;
-    const auto answer = [&](const policy::LocalResponse& r) -> awaitable<bool> {
+    const auto answer = [&](policy::LocalResponse r) -> awaitable<bool> {
       status = r.status;
-      if (pctx && pctx->error) error = describe(*pctx->error);
+      if (pctx && pctx->error) {
+        error = describe(*pctx->error);
+        add_challenge(*route, *pctx->error, r);
+      }
       const bool keep = co_await write_local(client, version, client_keep_alive && req_p.is_done(),
                                              r, request_id, limits.idle_timeout, bytes_out);
       log();

@@ -7,6 +7,9 @@
 #include <iterator>
 #include <unordered_map>
 
+#include "core/json.hpp"
+#include "policy/validate.hpp"
+
 namespace mcpgate::proxy {
 
 const Route* Runtime::match(std::string_view path) const {
@@ -20,6 +23,55 @@ const Route* Runtime::match(std::string_view path) const {
 }
 
 namespace {
+
+constexpr std::string_view kWellKnown = "/.well-known/oauth-protected-resource";
+
+core::Json strings(const std::vector<std::string>& items) {
+  core::JsonArray a;
+  for (const auto& i : items) a.emplace_back(i);
+  return core::Json(std::move(a));
+}
+
+// The API's protected resource metadata document (RFC 9728 §2) and where it is served: the
+// well-known path inserted between the resource's host and its path (§3.1).
+core::Result<int, std::string> add_resource_metadata(Runtime& rt, Route& r,
+                                                     const std::string& default_authority) {
+  const config::ResourceMetadata& md = *r.api.resource_metadata;
+  std::vector<std::string> servers = md.authorization_servers;
+  if (servers.empty()) {
+    const std::string authority = policy::entra_v2_authority(r.policies, default_authority);
+    if (authority.empty())
+      return core::fail("API " + r.api.name +
+                        ": resource_metadata needs authorization_servers, or a "
+                        "validate-azure-ad-token in the API's inbound policies to name its tenant");
+    servers.push_back(authority);
+  }
+  const auto host_start = md.resource.find("://") + 3;
+  const auto path_start = md.resource.find('/', host_start);
+  std::string resource_path =
+      path_start == std::string::npos ? std::string() : md.resource.substr(path_start);
+  if (resource_path == "/") resource_path.clear();
+  const std::string well_known = std::string(kWellKnown) + resource_path;
+  core::JsonObject doc;
+  doc.emplace_back("resource", core::Json(md.resource));
+  doc.emplace_back("authorization_servers", strings(servers));
+  if (!md.scopes_supported.empty())
+    doc.emplace_back("scopes_supported", strings(md.scopes_supported));
+  doc.emplace_back("bearer_methods_supported", strings(md.bearer_methods_supported));
+  if (!md.resource_name.empty()) doc.emplace_back("resource_name", core::Json(md.resource_name));
+  if (!rt.resource_metadata.emplace(well_known, core::Json(std::move(doc)).dump()).second)
+    return core::fail("API " + r.api.name + ": another API already serves " + well_known);
+  r.challenge =
+      "resource_metadata=\"" +
+      md.resource.substr(0, path_start == std::string::npos ? md.resource.size() : path_start) +
+      well_known + "\"";
+  if (!md.scopes_supported.empty()) {
+    std::string scope;
+    for (const auto& s : md.scopes_supported) scope += (scope.empty() ? "" : " ") + s;
+    r.challenge += ", scope=\"" + scope + "\"";
+  }
+  return 0;
+}
 
 core::Result<std::string, std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -113,6 +165,18 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
   std::string report;
   for (const auto& e : errors) report += (report.empty() ? "" : "\n") + e.to_string();
   if (!report.empty()) return core::fail(report);
+  std::size_t with_metadata = 0;
+  for (auto& r : rt->routes) {
+    if (!r.api.resource_metadata) continue;
+    ++with_metadata;
+    if (auto added = add_resource_metadata(*rt, r, c.entra.authority); !added)
+      report += (report.empty() ? "" : "\n") + added.error();
+  }
+  if (!report.empty()) return core::fail(report);
+  // The root well-known URL is a client's last try (MCP authorization, discovery order): it
+  // names the only resource there is, never one of several.
+  if (with_metadata == 1 && !rt->resource_metadata.contains(kWellKnown))
+    rt->resource_metadata.emplace(std::string(kWellKnown), rt->resource_metadata.begin()->second);
   for (const auto& l : c.listeners) {
     if (!l.tls) continue;
     auto chain = read_file(l.tls->cert_file);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,11 +40,16 @@ struct Route {
   policy::Pipeline policies;  // global → API, <base/> resolved
   std::shared_ptr<const policy::Program> program;
   bool plain = true;  // no policy but the default forward-request: the relay skips the engine
+  // With resource metadata: the parameters a 401 from token validation carries after "Bearer"
+  // (`resource_metadata="…"[, scope="…"]`), as the MCP authorization spec asks. Empty: none.
+  std::string challenge;
 };
 
 struct Runtime {
   std::vector<Upstream> upstreams;
   std::vector<Route> routes;  // longest prefix first
+  // RFC 9728 documents by well-known path (/.well-known/oauth-protected-resource[/path]).
+  std::map<std::string, std::string, std::less<>> resource_metadata;
   config::Limits limits;
   std::shared_ptr<const net::TlsServerContext> tls_server;  // null without TLS listeners
   // What only a restart changes, to refuse reloads that try.

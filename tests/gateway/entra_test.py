@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """validate-azure-ad-token and validate-jwt in `mcpgate gateway`, with tokens from the real
 emulator (`mcpgate idp`, client-credentials flow) and PyJWT: apim-policies.md §7 cases 1-5, 8, 11,
-12, 15, 16, 24-30, 32, 41, key rotation and an issuer that is down. Everything on 127.0.0.1."""
+15, 16, 24-30, 32, 41, key rotation and an issuer that is down. Everything on 127.0.0.1."""
 import base64
 import os
 import sys
