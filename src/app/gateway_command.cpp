@@ -68,6 +68,7 @@ int run_gateway(const GatewayCommand& o) {
       return keys.provider(url);
     };
     env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
+    env.counters = policy::make_local_counters(16);
     auto rt = proxy::build_runtime(
         loaded.config, [](const std::string&) { return 0; }, env);
     if (!rt) {

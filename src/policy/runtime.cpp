@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 
 #include "core/strings.hpp"
 #include "http/message.hpp"
@@ -70,6 +72,13 @@ std::vector<std::string> child_texts(const Element& e, std::string_view child) {
     if (c.name == child) out.push_back(c.text ? c.text->text : std::string());
   }
   return out;
+}
+
+const Element* child(const Element& e, std::string_view name) {
+  for (const auto& c : e.children) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
 }
 
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
@@ -361,7 +370,8 @@ class SetVariable final : public Policy {
 
 class ForwardRequest final : public Policy {
  public:
-  explicit ForwardRequest(const Element& e) {
+  explicit ForwardRequest(const Element& e)
+      : fail_on_error_(boolean_attr(e, "fail-on-error-status-code", false)) {
     if (const auto* ms = attr(e, "timeout-ms")) {
       timeout_ = std::chrono::milliseconds(std::stoll(*ms));
     } else if (const auto* s = attr(e, "timeout")) {
@@ -371,9 +381,11 @@ class ForwardRequest final : public Policy {
   Flow apply(Context& ctx) const override {
     ctx.forward = true;
     ctx.forward_timeout = timeout_;
+    ctx.fail_on_error_status = fail_on_error_;
     return Flow::kContinue;
   }
   std::chrono::milliseconds timeout_{0};
+  bool fail_on_error_ = false;
 };
 
 class RewriteUri final : public Policy {
@@ -394,6 +406,279 @@ class RewriteUri final : public Policy {
   bool copy_;
   std::string path_, query_;
 };
+
+// What the counting policies keep of the gateway: the store and the clock (CompileEnv itself
+// does not outlive compile()).
+struct Counting {
+  explicit Counting(const CompileEnv& env) : counters(env.counters), clock(env.now) {}
+  double now() const {
+    if (clock) return clock();
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  std::shared_ptr<CounterStore> counters;
+  std::function<double()> clock;
+};
+
+// A wait in whole seconds, at least one: what Retry-After and the messages say.
+long long whole_seconds(double s) { return std::max(1LL, static_cast<long long>(std::ceil(s))); }
+
+// .NET's TimeSpan "c" format, which APIM's quota message uses: [d.]hh:mm:ss.
+std::string timespan(long long seconds) {
+  char buf[48];
+  const long long d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60,
+                  sec = seconds % 60;
+  if (d > 0)
+    std::snprintf(buf, sizeof buf, "%lld.%02lld:%02lld:%02lld", d, h, m, sec);
+  else
+    std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld", h, m, sec);
+  return buf;
+}
+
+// rate-limit-by-key: `calls` per sliding `renewal-period` for each counter key, all scopes and
+// APIs naming the same key sharing one counter.
+class RateLimitByKey final : public Policy {
+ public:
+  RateLimitByKey(const Element& e, const CompileEnv& env)
+      : env_(env),
+        key_("rate-limit\n" + *attr(e, "counter-key")),
+        calls_(std::stoll(*attr(e, "calls"))),
+        period_(int_attr(e, "renewal-period", 60)),
+        count_(boolean_attr(e, "increment-condition", true)),
+        amount_(int_attr(e, "increment-count", 1)),
+        retry_header_(attr(e, "retry-after-header-name") ? *attr(e, "retry-after-header-name")
+                                                         : "Retry-After"),
+        retry_var_(attr(e, "retry-after-variable-name") ? *attr(e, "retry-after-variable-name")
+                                                        : ""),
+        remaining_header_(
+            attr(e, "remaining-calls-header-name") ? *attr(e, "remaining-calls-header-name") : ""),
+        remaining_var_(attr(e, "remaining-calls-variable-name")
+                           ? *attr(e, "remaining-calls-variable-name")
+                           : ""),
+        total_header_(attr(e, "total-calls-header-name") ? *attr(e, "total-calls-header-name")
+                                                         : "") {}
+
+  Flow apply(Context& ctx) const override {
+    const auto v = env_.counters->sliding(key_, calls_, period_, amount_, count_, env_.now());
+    if (!remaining_header_.empty())
+      ctx.answer_headers.emplace_back(remaining_header_, std::to_string(v.remaining));
+    if (!remaining_var_.empty()) ctx.variables[remaining_var_] = std::to_string(v.remaining);
+    if (!total_header_.empty())
+      ctx.answer_headers.emplace_back(total_header_, std::to_string(calls_));
+    if (v.allowed) return Flow::kContinue;
+    const std::string wait = std::to_string(whole_seconds(v.retry_after));
+    ctx.answer_headers.emplace_back(retry_header_, wait);
+    if (!retry_var_.empty()) ctx.variables[retry_var_] = wait;
+    Flow f = fail(ctx, "rate-limit-by-key", "RateLimitExceeded", "Rate limit is exceeded", 429,
+                  "Rate limit is exceeded. Try again in " + wait + " seconds.");
+    ctx.error->log_message = true;
+    return f;
+  }
+
+  Counting env_;
+  std::string key_;
+  long long calls_;
+  int period_;
+  bool count_;
+  long long amount_;
+  std::string retry_header_, retry_var_, remaining_header_, remaining_var_, total_header_;
+};
+
+// quota-by-key: `calls` per fixed `renewal-period` (0: never renewed) from first-period-start.
+class QuotaByKey final : public Policy {
+ public:
+  QuotaByKey(const Element& e, const CompileEnv& env, double origin)
+      : env_(env),
+        key_("quota\n" + *attr(e, "counter-key")),
+        calls_(std::stoll(*attr(e, "calls"))),
+        period_(std::stoll(*attr(e, "renewal-period"))),
+        origin_(origin),
+        count_(boolean_attr(e, "increment-condition", true)) {}
+
+  Flow apply(Context& ctx) const override {
+    const auto v = env_.counters->fixed(key_, calls_, period_, origin_, 1, count_, env_.now());
+    if (v.allowed) return Flow::kContinue;
+    const long long wait = period_ > 0 ? whole_seconds(v.retry_after) : 0;
+    std::string message = "Out of call volume quota.";
+    if (period_ > 0) {
+      message += " Quota will be replenished in " + timespan(wait) + ".";
+      ctx.answer_headers.emplace_back("Retry-After", std::to_string(wait));
+    }
+    Flow f = fail(ctx, "quota-by-key", "QuotaExceeded", message, 403, message);
+    ctx.error->log_message = true;
+    return f;
+  }
+
+  Counting env_;
+  std::string key_;
+  long long calls_, period_;
+  double origin_;
+  bool count_;
+};
+
+// A sequence of policies run in place (the body of limit-concurrency).
+using Steps = std::vector<std::shared_ptr<const Policy>>;
+
+Flow run_steps(const Steps& steps, Context& ctx, std::size_t& position) {
+  for (; position < steps.size(); ++position) {
+    const Flow f = steps[position]->apply(ctx);
+    if (f != Flow::kContinue) return f;
+  }
+  return Flow::kContinue;
+}
+
+// limit-concurrency: at most max-count requests run its policies at once (for forward-request:
+// until the backend's answer has been relayed); the others get 429 at once.
+class LimitConcurrency final : public Policy {
+ public:
+  LimitConcurrency(const Element& e, const CompileEnv& env, Steps steps)
+      : counters_(env.counters),
+        key_("concurrency\n" + *attr(e, "key")),
+        max_(std::stoll(*attr(e, "max-count"))),
+        steps_(std::move(steps)) {}
+
+  Flow apply(Context& ctx) const override {
+    // A wait for keys inside re-enters here: the slot taken the first time is still held.
+    if (!holding(ctx)) {
+      if (!counters_->acquire(key_, max_)) {
+        Flow f = fail(ctx, "limit-concurrency", "ConcurrencyLimitExceeded",
+                      "Too many concurrent requests", 429, "Too many requests");
+        ctx.error->log_message = true;
+        return f;
+      }
+      ctx.holds.push_back(
+          std::shared_ptr<void>(const_cast<LimitConcurrency*>(this),
+                                [c = counters_, k = key_](void*) { c->release(k); }));
+    }
+    std::size_t position = 0;
+    return run_steps(steps_, ctx, position);
+  }
+
+  bool holding(const Context& ctx) const {
+    return std::any_of(ctx.holds.begin(), ctx.holds.end(),
+                       [this](const auto& h) { return h.get() == this; });
+  }
+
+  std::shared_ptr<CounterStore> counters_;
+  std::string key_;
+  long long max_;
+  Steps steps_;
+};
+
+// cors: answers preflights and marks allowed cross-origin answers (apim-policies.md §3, CORS).
+class Cors final : public Policy {
+ public:
+  explicit Cors(const Element& e)
+      : credentials_(boolean_attr(e, "allow-credentials", false)),
+        terminate_(boolean_attr(e, "terminate-unmatched-request", true)) {
+    for (const auto& c : e.children) {
+      if (c.name == "allowed-origins") origins_ = child_texts(c, "origin");
+      if (c.name == "allowed-methods") {
+        methods_ = child_texts(c, "method");
+        if (const auto* age = attr(c, "preflight-result-max-age")) max_age_ = *age;
+      }
+      if (c.name == "allowed-headers") headers_ = child_texts(c, "header");
+      if (c.name == "expose-headers") expose_ = child_texts(c, "header");
+    }
+    for (auto* list : {&origins_, &methods_, &headers_, &expose_}) {
+      for (auto& v : *list) v = std::string(core::trim(v));
+    }
+    if (methods_.empty()) methods_ = {"GET", "POST"};
+  }
+
+  static bool listed(const std::vector<std::string>& list, std::string_view v) {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const auto& x) { return x == "*" || core::iequals(x, v); });
+  }
+
+  Flow apply(Context& ctx) const override {
+    const auto origins =
+        ctx.request_headers ? ctx.request_headers->values("Origin") : std::vector<std::string>();
+    if (origins.size() != 1) return Flow::kContinue;  // not a cross-origin request
+    const std::string& origin = origins[0];
+    // A wildcard answers "*" unless credentials are allowed (Fetch forbids "*" then).
+    const bool any = std::find(origins_.begin(), origins_.end(), "*") != origins_.end();
+    bool match = any || std::any_of(origins_.begin(), origins_.end(),
+                                    [&](const auto& o) { return core::iequals(o, origin); });
+    const std::string allow_origin = any && !credentials_ ? "*" : origin;
+    if (ctx.preflight) {
+      const auto method = ctx.request_headers->values("Access-Control-Request-Method");
+      std::vector<std::string> asked;
+      for (const auto& line : ctx.request_headers->values("Access-Control-Request-Headers")) {
+        for (auto h : core::split(line, ",")) {
+          if (!core::trim(h).empty()) asked.emplace_back(core::trim(h));
+        }
+      }
+      match = match && !method.empty() && listed(methods_, method[0]) &&
+              std::all_of(asked.begin(), asked.end(),
+                          [&](const auto& h) { return listed(headers_, h); });
+      if (!match) {
+        if (!terminate_) return Flow::kContinue;
+        ctx.respond = LocalResponse{};
+        ctx.respond->body = std::string();
+        return Flow::kRespond;
+      }
+      LocalResponse r;
+      r.headers.emplace_back("Access-Control-Allow-Origin", allow_origin);
+      if (credentials_) r.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+      r.headers.emplace_back("Access-Control-Allow-Methods", method[0]);
+      if (!asked.empty()) r.headers.emplace_back("Access-Control-Allow-Headers", join(asked, ","));
+      if (!max_age_.empty()) r.headers.emplace_back("Access-Control-Max-Age", max_age_);
+      r.headers.emplace_back("Vary", "Origin");
+      r.body = std::string();
+      ctx.respond = std::move(r);
+      return Flow::kRespond;
+    }
+    if (!match) {
+      if (!terminate_) return Flow::kContinue;
+      ctx.respond = LocalResponse{};
+      ctx.respond->body = std::string();
+      return Flow::kRespond;
+    }
+    ctx.answer_headers.emplace_back("Access-Control-Allow-Origin", allow_origin);
+    if (credentials_) ctx.answer_headers.emplace_back("Access-Control-Allow-Credentials", "true");
+    if (!expose_.empty())
+      ctx.answer_headers.emplace_back("Access-Control-Expose-Headers", join(expose_, ","));
+    ctx.answer_headers.emplace_back("Vary", "Origin");
+    return Flow::kContinue;
+  }
+
+  bool credentials_, terminate_;
+  std::vector<std::string> origins_, methods_, headers_, expose_;
+  std::string max_age_;
+};
+
+class SetBackendService final : public Policy {
+ public:
+  explicit SetBackendService(const Element& e)
+      : id_(attr(e, "backend-id") ? *attr(e, "backend-id") : ""),
+        url_(attr(e, "base-url") ? *attr(e, "base-url") : "") {}
+  Flow apply(Context& ctx) const override {
+    ctx.backend_id = id_;
+    ctx.backend_url = url_;
+    return Flow::kContinue;
+  }
+  std::string id_, url_;
+};
+
+// "2014-08-01T00:00:00Z" (or without Z, read as UTC): seconds since the epoch.
+std::optional<double> parse_utc(const std::string& text) {
+  int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6)
+    return std::nullopt;
+  const std::string rest = text.substr(static_cast<std::size_t>(n));
+  if (!rest.empty() && rest != "Z") return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 || y < 1970)
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return static_cast<double>(timegm(&tm));
+}
 
 // ---- the registry -------------------------------------------------------------------------
 
@@ -503,10 +788,6 @@ struct Compiler {
       return ok ? std::make_shared<IpFilter>(e, std::move(ranges)) : nullptr;
     }
     if (n == "forward-request") {
-      if (boolean_attr(e, "fail-on-error-status-code", false)) {
-        error(e, "fail-on-error-status-code=\"true\" is not supported yet");
-        return nullptr;
-      }
       if (boolean_attr(e, "follow-redirects", false)) {
         error(e, "follow-redirects=\"true\" is not supported yet");
         return nullptr;
@@ -537,6 +818,78 @@ struct Compiler {
       }
       return std::move(made.value());
     }
+    if (n == "rate-limit-by-key" || n == "quota-by-key" || n == "limit-concurrency") {
+      if (!env.counters) {
+        error(e, "<" + n + "> needs the gateway's counters");
+        return nullptr;
+      }
+    }
+    if (n == "rate-limit-by-key") return std::make_shared<RateLimitByKey>(e, env);
+    if (n == "quota-by-key") {
+      if (attr(e, "bandwidth")) {
+        error(e, "bandwidth quotas are not supported yet (calls only)");
+        return nullptr;
+      }
+      if (!attr(e, "calls")) {
+        error(e, "<quota-by-key> needs calls");
+        return nullptr;
+      }
+      double origin = 0;
+      if (const auto* start = attr(e, "first-period-start")) {
+        const auto t = parse_utc(*start);
+        if (!t) {
+          error(e, "first-period-start \"" + *start +
+                       "\" is not a UTC time like 2024-01-01T00:00:00Z");
+          return nullptr;
+        }
+        origin = *t;
+      }
+      return std::make_shared<QuotaByKey>(e, env, origin);
+    }
+    if (n == "limit-concurrency") {
+      Steps steps;
+      bool ok = true;
+      for (const auto& c : e.children) {
+        auto p = make(c, section);
+        if (!p) {
+          ok = false;
+          continue;
+        }
+        p->name = c.name;
+        steps.push_back(std::move(p));
+      }
+      return ok ? std::make_shared<LimitConcurrency>(e, env, std::move(steps)) : nullptr;
+    }
+    if (n == "cors") {
+      if (!child(e, "allowed-origins") || !child(e, "allowed-headers")) {
+        error(e, "<cors> needs <allowed-origins> and <allowed-headers>");
+        return nullptr;
+      }
+      if (boolean_attr(e, "allow-credentials", false)) {
+        for (const auto& o : child_texts(*child(e, "allowed-origins"), "origin")) {
+          if (core::trim(o) == "*") {
+            error(e, "allow-credentials=\"true\" cannot go with the origin \"*\"");
+            return nullptr;
+          }
+        }
+      }
+      return std::make_shared<Cors>(e);
+    }
+    if (n == "set-backend-service") {
+      if (!!attr(e, "base-url") == !!attr(e, "backend-id")) {
+        error(e, "<set-backend-service> needs exactly one of base-url and backend-id");
+        return nullptr;
+      }
+      if (env.backend_known) {
+        const bool by_id = attr(e, "backend-id") != nullptr;
+        const std::string& v = by_id ? *attr(e, "backend-id") : *attr(e, "base-url");
+        if (const std::string why = env.backend_known(by_id, v); !why.empty()) {
+          error(e, why);
+          return nullptr;
+        }
+      }
+      return std::make_shared<SetBackendService>(e);
+    }
     error(e, "<" + n +
                  "> is not supported yet by mcpgate's policy engine; the gateway will not "
                  "serve the API without it");
@@ -560,6 +913,7 @@ core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
       if (const auto* id = attr(*step.element, "id")) p->id = *id;
       p->scope = step.scope;
       p->index = ++seen[p->name];
+      if (kSections[i] == kInbound && p->name == "cors") program->inbound_cors = true;
       program->sections[i].push_back(std::move(p));
     }
   }
@@ -571,8 +925,10 @@ Flow run_section(const Program& program, Section section, Context& ctx, std::siz
   std::size_t index = 0;
   while (index < kSections.size() && kSections[index] != section) ++index;
   const auto& policies = program.sections[index];
+  const bool cors_only = ctx.preflight && section == kInbound && program.inbound_cors;
   for (; position < policies.size(); ++position) {
     const auto& p = policies[position];
+    if (cors_only && p->name != "cors") continue;
     const Flow f = p->apply(ctx);
     if (f == Flow::kContinue) continue;
     if (f == Flow::kPending) return f;  // run this policy again after the wait

@@ -16,6 +16,7 @@
 #include "core/result.hpp"
 #include "jwt/cache.hpp"
 #include "jwt/key_source.hpp"
+#include "policy/counters.hpp"
 #include "policy/document.hpp"
 
 namespace mcpgate::policy {
@@ -86,6 +87,18 @@ struct Context {
   // The backend section's forward-request, when one runs.
   bool forward = false;
   std::chrono::milliseconds forward_timeout{0};  // 0: the backend's own response timeout
+  bool fail_on_error_status = false;             // a 4xx/5xx answer runs on-error
+  // set-backend-service: a backend by name, or a base URL the gateway prepared at load.
+  std::string backend_id;
+  std::string backend_url;
+  // Header fields every answer to the caller carries (rate-limit and CORS headers), whoever
+  // makes it: the backend, return-response or on-error. A field the answer has already wins.
+  std::vector<std::pair<std::string, std::string>> answer_headers;
+  // CORS: the request is a preflight (OPTIONS with Origin and Access-Control-Request-Method);
+  // inbound then runs only its cors policies, as APIM does.
+  bool preflight = false;
+  // Held until the request ends (limit-concurrency slots): released when the Context goes.
+  std::vector<std::shared_ptr<void>> holds;
 };
 
 enum class Flow { kContinue, kRespond, kError, kPending };
@@ -102,6 +115,7 @@ class Policy {
 
 struct Program {
   std::array<std::vector<std::shared_ptr<const Policy>>, 4> sections;
+  bool inbound_cors = false;  // a cors policy in inbound: preflights run only those
 };
 
 // What compiled policies may use from the gateway.
@@ -112,6 +126,9 @@ struct CompileEnv {
   std::string default_authority = "https://login.microsoftonline.com";
   std::shared_ptr<jwt::VerifiedTokenCache> token_cache;  // shared by every validating policy
   std::function<double()> now;                           // seconds since the epoch
+  std::shared_ptr<CounterStore> counters;  // rate-limit-by-key, quota-by-key, limit-concurrency
+  // set-backend-service: why a backend-id (by_id) or base-url cannot be used; empty when it can.
+  std::function<std::string(bool by_id, const std::string& value)> backend_known;
 };
 
 // Compiles every step; a policy mcpgate cannot run yet is a diagnostic (fail closed). The

@@ -442,6 +442,8 @@ struct Gateway::Impl {
   std::unique_ptr<oidc::KeyService> keys;
   std::shared_ptr<jwt::VerifiedTokenCache> token_cache =
       std::make_shared<jwt::VerifiedTokenCache>();
+  // Rate limits, quotas and concurrency slots: one store for every worker, kept across reloads.
+  std::shared_ptr<policy::CounterStore> counters = policy::make_local_counters();
   std::shared_ptr<const Runtime> runtime;  // the newest snapshot (control thread)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread> threads;
@@ -463,6 +465,7 @@ struct Gateway::Impl {
       return p;
     };
     env.token_cache = token_cache;
+    env.counters = counters;
     return env;
   }
 
@@ -569,6 +572,16 @@ struct Gateway::Impl {
                            e.reason == "TokenNotPresent"
                                ? "Bearer " + route.challenge
                                : "Bearer error=\"invalid_token\", " + route.challenge);
+  }
+
+  // Rate-limit and CORS fields go on every answer; a field the answer already has wins.
+  static void add_answer_headers(const policy::Context& ctx,
+                                 std::vector<std::pair<std::string, std::string>>& headers) {
+    for (const auto& [name, value] : ctx.answer_headers) {
+      if (std::none_of(headers.begin(), headers.end(),
+                       [&](const auto& h) { return core::iequals(h.first, name); }))
+        headers.emplace_back(name, value);
+    }
   }
 
   // After a policy error (ctx.error set): on-error runs with the error's status; without a
@@ -825,8 +838,7 @@ struct Gateway::Impl {
     }
 
     // The request as the upstream sees it.
-    const Upstream& up = rt.upstreams[route->upstream];
-    Pool& pool = *view.pools[route->upstream];
+    std::size_t upstream_index = route->upstream;
     std::string rest = route->api.strip_prefix && route->api.path != "/"
                            ? target.substr(route->api.path.size())
                            : target;
@@ -834,13 +846,13 @@ struct Gateway::Impl {
 
     // Policies: inbound, then backend (whose forward-request decides the forwarding).
     BeastFields req_fields(req);
-    std::chrono::milliseconds response_timeout = up.response_timeout;
     const auto answer = [&](policy::LocalResponse r) -> awaitable<bool> {
       status = r.status;
       if (pctx && pctx->error) {
         error = describe(*pctx->error);
         add_challenge(*route, *pctx->error, r);
       }
+      if (pctx) add_answer_headers(*pctx, r.headers);
       const bool keep = co_await write_local(client, version, client_keep_alive && req_p.is_done(),
                                              r, request_id, limits.idle_timeout, bytes_out);
       log();
@@ -855,6 +867,8 @@ struct Gateway::Impl {
       if (q != std::string::npos) ctx.query = rest.substr(q + 1);
       ctx.client_ip = remote;
       ctx.request_headers = &req_fields;
+      ctx.preflight = method == "OPTIONS" && req.count(bhttp::field::origin) > 0 &&
+                      req.count(bhttp::field::access_control_request_method) > 0;
       auto flow = co_await run(w, *route->program, policy::kInbound, ctx);
       if (flow == policy::Flow::kContinue)
         flow = co_await run(w, *route->program, policy::kBackend, ctx);
@@ -875,9 +889,14 @@ struct Gateway::Impl {
         r.body = ctx.response_body.value_or(std::string());
         co_return co_await answer(r);
       }
-      if (ctx.forward_timeout.count() > 0) response_timeout = ctx.forward_timeout;
+      if (!ctx.backend_id.empty()) upstream_index = rt.upstream_by_name.at(ctx.backend_id);
+      if (!ctx.backend_url.empty()) upstream_index = rt.upstream_by_url.at(ctx.backend_url);
       rest = ctx.path + (ctx.query.empty() ? std::string() : "?" + ctx.query);
     }
+    const Upstream& up = rt.upstreams[upstream_index];
+    Pool& pool = *view.pools[upstream_index];
+    std::chrono::milliseconds response_timeout = up.response_timeout;
+    if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
     req.target(up.base_path + rest);
     strip_hop_by_hop(req);
     req.set(bhttp::field::host, up.host_header);
@@ -1009,6 +1028,7 @@ struct Gateway::Impl {
         pctx->error = std::move(e);
         const std::string detail = error;
         auto r = on_error(*route->program, *pctx);
+        add_answer_headers(*pctx, r.headers);
         status = r.status;
         error = detail;
         co_await write_local(client, version, false, r, request_id, limits.idle_timeout, bytes_out);
@@ -1031,7 +1051,26 @@ struct Gateway::Impl {
       BeastFields res_fields(res);
       ctx.status = status;
       ctx.response_headers = &res_fields;
-      const auto flow = policy::run_section(*route->program, policy::kOutbound, ctx);
+      policy::Flow flow;
+      if (ctx.fail_on_error_status && status >= 400) {
+        // forward-request fail-on-error-status-code: on-error runs on the backend's answer
+        // instead of outbound; what it leaves alone reaches the caller as the backend sent it.
+        policy::LastError e;
+        e.source = "forward-request";
+        e.reason = "BackendErrorStatusCode";
+        e.message = "The backend answered " + std::to_string(status);
+        e.log_message = true;
+        e.scope = "global";
+        e.section = "backend";
+        e.path = "forward-request[1]";
+        e.status = status;
+        e.response_message = std::string(res.reason());
+        ctx.error = std::move(e);
+        ctx.response_body.reset();
+        flow = policy::run_section(*route->program, policy::kOnError, ctx);
+      } else {
+        flow = policy::run_section(*route->program, policy::kOutbound, ctx);
+      }
       if (flow != policy::Flow::kContinue || ctx.response_body) {
         upstream->close();
         const bool keep_client = client_keep_alive && req_p.is_done();
@@ -1049,6 +1088,7 @@ struct Gateway::Impl {
         }
         status = r.status;
         if (ctx.error) error = describe(*ctx.error);
+        add_answer_headers(ctx, r.headers);
         const bool keep = co_await write_local(client, version, keep_client, r, request_id,
                                                limits.idle_timeout, bytes_out);
         log();
@@ -1059,6 +1099,10 @@ struct Gateway::Impl {
         status = ctx.status;
       }
       if (!ctx.reason.empty()) res.reason(ctx.reason);
+      if (ctx.error) error = describe(*ctx.error);
+      for (const auto& [name, value] : ctx.answer_headers) {
+        if (res.find(name) == res.end()) res.insert(name, value);
+      }
     }
     const bool upstream_keep_alive = res.keep_alive();
     const bool event_stream =

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <unordered_map>
+#include <set>
 
 #include "core/json.hpp"
 #include "policy/validate.hpp"
@@ -73,6 +73,40 @@ core::Result<int, std::string> add_resource_metadata(Runtime& rt, Route& r,
   return 0;
 }
 
+// A backend as the relay uses it: where to connect, how to trust it, what Host to send.
+core::Result<Upstream, std::string> make_upstream(const config::Backend& b) {
+  auto url = boost::urls::parse_uri(b.url);
+  if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty())
+    return core::fail("backend " + b.name + ": \"" + b.url + "\" is not an http(s) URL");
+  const bool https = url->scheme() == "https";
+  Upstream u;
+  u.name = b.name;
+  u.target.host = std::string(url->host_address());
+  if (u.target.host.size() > 2 && u.target.host.front() == '[')
+    u.target.host = u.target.host.substr(1, u.target.host.size() - 2);
+  u.target.port = url->has_port() ? std::string(url->port()) : https ? "443" : "80";
+  u.target.connect_timeout = b.connect_timeout;
+  if (https) {
+    auto ctx = net::TlsClientContext::create(b.ca_file);
+    if (!ctx) return core::fail("backend " + b.name + ": " + ctx.error());
+    u.tls = std::move(ctx.value());
+    u.target.tls = u.tls.get();
+    u.target.tls_name = b.tls_server_name;
+  } else if (!b.ca_file.empty() || !b.tls_server_name.empty()) {
+    return core::fail("backend " + b.name +
+                      ": ca_file and tls_server_name are for https:// URLs only");
+  }
+  u.host_header = std::string(url->encoded_host_and_port());
+  u.base_path = std::string(url->encoded_path());
+  while (!u.base_path.empty() && u.base_path.back() == '/') u.base_path.pop_back();
+  u.response_timeout = b.response_timeout;
+  u.max_idle = b.max_idle_connections;
+  // A new CA bundle means new trust: connections made under the old one are not reused.
+  u.pool_key = b.url + '\n' + b.ca_file + '\n' + b.tls_server_name + '\n' +
+               std::to_string(b.connect_timeout.count());
+  return u;
+}
+
 core::Result<std::string, std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return core::fail("cannot read " + path);
@@ -92,39 +126,11 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
   rt->admin = c.admin;
   rt->workers = c.workers;
   rt->access_log = c.access_log;
-  std::unordered_map<std::string, std::size_t> index;
   for (const auto& b : c.backends) {
-    auto url = boost::urls::parse_uri(b.url);
-    if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty())
-      return core::fail("backend " + b.name + ": \"" + b.url + "\" is not an http(s) URL");
-    const bool https = url->scheme() == "https";
-    Upstream u;
-    u.name = b.name;
-    u.target.host = std::string(url->host_address());
-    if (u.target.host.size() > 2 && u.target.host.front() == '[')
-      u.target.host = u.target.host.substr(1, u.target.host.size() - 2);
-    u.target.port = url->has_port() ? std::string(url->port()) : https ? "443" : "80";
-    u.target.connect_timeout = b.connect_timeout;
-    if (https) {
-      auto ctx = net::TlsClientContext::create(b.ca_file);
-      if (!ctx) return core::fail("backend " + b.name + ": " + ctx.error());
-      u.tls = std::move(ctx.value());
-      u.target.tls = u.tls.get();
-      u.target.tls_name = b.tls_server_name;
-    } else if (!b.ca_file.empty() || !b.tls_server_name.empty()) {
-      return core::fail("backend " + b.name +
-                        ": ca_file and tls_server_name are for https:// URLs only");
-    }
-    u.host_header = std::string(url->encoded_host_and_port());
-    u.base_path = std::string(url->encoded_path());
-    while (!u.base_path.empty() && u.base_path.back() == '/') u.base_path.pop_back();
-    u.response_timeout = b.response_timeout;
-    u.max_idle = b.max_idle_connections;
-    // A new CA bundle means new trust: connections made under the old one are not reused.
-    u.pool_key = b.url + '\n' + b.ca_file + '\n' + b.tls_server_name + '\n' +
-                 std::to_string(b.connect_timeout.count());
-    index[b.name] = rt->upstreams.size();
-    rt->upstreams.push_back(std::move(u));
+    auto u = make_upstream(b);
+    if (!u) return core::fail(u.error());
+    rt->upstream_by_name[b.name] = rt->upstreams.size();
+    rt->upstreams.push_back(std::move(u.value()));
   }
   // Policy documents: every diagnostic of every document, all at once.
   policy::LoadOptions load;
@@ -139,7 +145,7 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
   if (!c.policy.empty())
     global = policy::load_policy_file(c.policy, policy::Scope::kGlobal, load, errors);
   for (const auto& api : c.apis) {
-    Route r{api, index.at(api.backend), slot_for(api.name), api.request_timeout, {}};
+    Route r{api, rt->upstream_by_name.at(api.backend), slot_for(api.name), api.request_timeout, {}};
     if (r.request_timeout.count() < 0) r.request_timeout = c.limits.request_timeout;
     std::shared_ptr<const policy::PolicyDocument> own;
     if (!api.policy.empty())
@@ -147,6 +153,18 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
     r.policies = policy::resolve({global, own});
     rt->routes.push_back(std::move(r));
   }
+  // set-backend-service: names must be backends; base URLs become upstreams of their own
+  // (trusting the system store), made once per URL.
+  std::set<std::string> base_urls;
+  env.backend_known = [&](bool by_id, const std::string& v) -> std::string {
+    if (by_id) return rt->upstream_by_name.contains(v) ? "" : "no backend named \"" + v + "\"";
+    auto url = boost::urls::parse_uri(v);
+    if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty() ||
+        url->has_query() || url->has_fragment())
+      return "base-url \"" + v + "\" is not an http(s) URL without query or fragment";
+    base_urls.insert(v);
+    return "";
+  };
   // Compiled policies: one that cannot run yet refuses the configuration (fail closed), so an
   // API is never served without the checks its document asks for.
   for (auto& r : rt->routes) {
@@ -165,6 +183,15 @@ core::Result<std::shared_ptr<const Runtime>, std::string> build_runtime(
   std::string report;
   for (const auto& e : errors) report += (report.empty() ? "" : "\n") + e.to_string();
   if (!report.empty()) return core::fail(report);
+  for (const auto& url : base_urls) {
+    config::Backend b;
+    b.name = url;
+    b.url = url;
+    auto u = make_upstream(b);
+    if (!u) return core::fail(u.error());
+    rt->upstream_by_url[url] = rt->upstreams.size();
+    rt->upstreams.push_back(std::move(u.value()));
+  }
   std::size_t with_metadata = 0;
   for (auto& r : rt->routes) {
     if (!r.api.resource_metadata) continue;

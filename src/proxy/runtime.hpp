@@ -46,8 +46,10 @@ struct Route {
 };
 
 struct Runtime {
-  std::vector<Upstream> upstreams;
-  std::vector<Route> routes;  // longest prefix first
+  std::vector<Upstream> upstreams;  // the configured backends, then set-backend-service URLs
+  std::map<std::string, std::size_t, std::less<>> upstream_by_name;  // backends by name
+  std::map<std::string, std::size_t, std::less<>> upstream_by_url;   // base-url targets
+  std::vector<Route> routes;                                         // longest prefix first
   // RFC 9728 documents by well-known path (/.well-known/oauth-protected-resource[/path]).
   std::map<std::string, std::string, std::less<>> resource_metadata;
   config::Limits limits;

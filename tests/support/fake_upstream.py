@@ -144,7 +144,7 @@ class FakeUpstream:
                 else:
                     self.send_json(200, record, {"X-Upstream": "fake"})
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = handle_any
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):
