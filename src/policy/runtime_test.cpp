@@ -176,19 +176,19 @@ TEST(PolicyRun, ReturnResponseRewriteAndQuery) {
 TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   std::vector<Diagnostic> errors;
   auto d = load_policy(R"(<policies><inbound>
-  <cors><allowed-origins><origin>*</origin></allowed-origins><allowed-headers><header>*</header></allowed-headers></cors>
   <set-status code="200"/>
-</inbound><backend><forward-request fail-on-error-status-code="true"/></backend></policies>)",
+</inbound><backend><forward-request follow-redirects="true"/></backend>
+<outbound><set-body template="liquid">x</set-body></outbound></policies>)",
                        "u.xml", Scope::kApi, {}, errors);
   ASSERT_TRUE(errors.empty());
   auto p = compile(resolve({d}));
   ASSERT_FALSE(p);
   ASSERT_EQ(p.error().size(), 3u);
   EXPECT_EQ(p.error()[0].to_string(),
-            "u.xml:2: <cors> is not supported yet by mcpgate's policy engine; "
-            "the gateway will not serve the API without it");
-  EXPECT_EQ(p.error()[1].line, 3);
-  EXPECT_EQ(p.error()[2].message, "fail-on-error-status-code=\"true\" is not supported yet");
+            "u.xml:2: <set-status> in <inbound> is not supported yet (it works in outbound, "
+            "on-error and return-response)");
+  EXPECT_EQ(p.error()[1].message, "follow-redirects=\"true\" is not supported yet");
+  EXPECT_EQ(p.error()[2].line, 4);
   // Nothing a policy writes may split a header: line breaks are refused at load.
   errors.clear();
   d = load_policy(
