@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -438,7 +439,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
     }
   }
   if (const auto& e = root["entra"]; e) {
-    if (r.mapping(e, "entra", {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms"})) {
+    if (r.mapping(e, "entra",
+                  {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms", "hosts"})) {
       if (e["authority"]) {
         c.entra.authority = r.string(e["authority"], "entra.authority").value_or("");
         if (c.entra.authority.rfind("https://", 0) != 0 &&
@@ -453,6 +455,33 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         r.millis(e["key_refresh_ms"], "entra.key_refresh_ms", c.entra.key_refresh);
       if (e["key_refetch_min_ms"])
         r.millis(e["key_refetch_min_ms"], "entra.key_refetch_min_ms", c.entra.key_refetch_min, 0);
+      if (const auto& hs = e["hosts"]; hs) {
+        if (!hs.IsMap()) {
+          r.error(hs, "entra.hosts must be a mapping of host name: {address, ca_file}");
+        } else {
+          for (const auto& kv : hs) {
+            std::string host = kv.first.as<std::string>();
+            for (auto& ch : host)
+              ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            const std::string where = "entra.hosts." + host;
+            if (host.empty() || host.find_first_of(":/ @") != std::string::npos)
+              r.error(kv.first, where + ": the key is a host name, like login.microsoftonline.us");
+            if (!r.mapping(kv.second, where, {"address", "ca_file"})) continue;
+            Entra::HostRoute route;
+            if (!kv.second["address"]) {
+              r.error(kv.second, where + " needs an address, e.g. 127.0.0.1:8443");
+            } else {
+              route.address = r.string(kv.second["address"], where + ".address").value_or("");
+              const auto colon = route.address.rfind(':');
+              if (colon == std::string::npos || colon == 0 || colon + 1 == route.address.size())
+                r.error(kv.second["address"], where + ".address must be host:port");
+            }
+            if (kv.second["ca_file"])
+              route.ca_file = r.path(kv.second["ca_file"], where + ".ca_file");
+            c.entra.hosts[host] = std::move(route);
+          }
+        }
+      }
     }
   }
   if (root["policy"]) c.policy = r.path(root["policy"], "policy");

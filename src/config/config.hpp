@@ -85,6 +85,14 @@ struct Entra {
   std::string ca_file;  // trust for the key fetches (an emulator's CA); empty: the system store
   std::chrono::milliseconds key_refresh{3'600'000};    // background refresh of every key set
   std::chrono::milliseconds key_refetch_min{300'000};  // unknown kid: at most one fetch per this
+  // Authority hosts served from another address (a sovereign cloud's emulator, offline): the
+  // host name still goes in SNI and Host and must be in the certificate.
+  struct HostRoute {
+    std::string address;  // host:port
+    std::string ca_file;  // empty: ca_file above
+    bool operator==(const HostRoute&) const = default;
+  };
+  std::map<std::string, HostRoute> hosts;  // by lower-case host name
 };
 
 struct Config {

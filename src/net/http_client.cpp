@@ -68,13 +68,20 @@ asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Targe
 asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Target& t,
                                                 const FetchOptions& options, FetchResult& out) {
   tcp::resolver resolver(ioc);
-  auto [rec, endpoints] = co_await resolver.async_resolve(t.host, t.port, kTuple);
-  if (rec) co_return "resolving " + t.host + ": " + rec.message();
+  std::string host = t.host, port = t.port;
+  if (!options.connect_to.empty()) {
+    const auto colon = options.connect_to.rfind(':');
+    if (colon == std::string::npos) co_return "connect_to wants host:port";
+    host = options.connect_to.substr(0, colon);
+    port = options.connect_to.substr(colon + 1);
+  }
+  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
+  if (rec) co_return "resolving " + host + ": " + rec.message();
   beast::tcp_stream tcp_stream(ioc);
   tcp_stream.expires_after(options.timeout);
   auto [cec, ep] = co_await tcp_stream.async_connect(endpoints, kTuple);
   (void)ep;
-  if (cec) co_return "connecting to " + t.host + ":" + t.port + ": " + cec.message();
+  if (cec) co_return "connecting to " + host + ":" + port + ": " + cec.message();
   if (!t.tls) co_return co_await exchange(tcp_stream, t, options, out);
 
   asio::ssl::context ctx(asio::ssl::context::tls_client);

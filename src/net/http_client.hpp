@@ -14,6 +14,9 @@ struct FetchOptions {
   std::string ca_file;  // PEM bundle to trust instead of the system store (e.g. the emulator's CA)
   std::chrono::milliseconds timeout{10'000};  // whole request: resolve, connect, TLS, read
   std::size_t max_body_bytes = 1024 * 1024;
+  // "host:port" to connect to instead of the URL's host, which still names the server (SNI,
+  // Host, certificate check): a sovereign-cloud authority served from a local address.
+  std::string connect_to;
 };
 
 struct FetchResult {

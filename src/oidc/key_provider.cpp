@@ -1,5 +1,6 @@
 #include "oidc/key_provider.hpp"
 
+#include <cctype>
 #include <unordered_map>
 
 #include "core/json.hpp"
@@ -107,10 +108,21 @@ void KeySetProvider::fetch_now() {
 
 KeyService::KeyService(ServiceOptions options) : options_(std::move(options)) {
   if (!options_.fetch) {
-    options_.fetch =
-        [ca = options_.ca_file](const std::string& url) -> core::Result<Fetched, std::string> {
+    options_.fetch = [ca = options_.ca_file, hosts = options_.hosts](
+                         const std::string& url) -> core::Result<Fetched, std::string> {
       net::FetchOptions o;
       o.ca_file = ca;
+      // The URL's host, lower-cased, for the host routes.
+      const auto start = url.find("://");
+      if (start != std::string::npos && !hosts.empty()) {
+        const auto end = url.find_first_of(":/?#", start + 3);
+        std::string host = url.substr(start + 3, end == std::string::npos ? end : end - start - 3);
+        for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (const auto it = hosts.find(host); it != hosts.end()) {
+          o.connect_to = it->second.address;
+          if (!it->second.ca_file.empty()) o.ca_file = it->second.ca_file;
+        }
+      }
       auto r = net::fetch(url, o);
       if (!r) return core::fail(r.error());
       return Fetched{r->status, std::move(r->body)};

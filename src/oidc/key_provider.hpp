@@ -27,11 +27,18 @@ struct Fetched {
 };
 using FetchFn = std::function<core::Result<Fetched, std::string>(const std::string& url)>;
 
+// Where an authority host really is, and whom to trust there (offline sovereign clouds).
+struct HostRoute {
+  std::string address;  // host:port
+  std::string ca_file;  // empty: ServiceOptions::ca_file
+};
+
 struct ServiceOptions {
   std::chrono::milliseconds refresh_interval{std::chrono::hours(1)};
   std::chrono::milliseconds min_refetch_interval{std::chrono::minutes(5)};
   std::string ca_file;  // trust for https fetches (the emulator's CA); empty: the system store
   FetchFn fetch;        // empty: net::fetch over HTTP(S)
+  std::map<std::string, HostRoute> hosts;  // by lower-case host name; for the default fetch
 };
 
 class KeyService;

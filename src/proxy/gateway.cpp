@@ -1215,6 +1215,8 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   key_options.ca_file = config.entra.ca_file;
   key_options.refresh_interval = config.entra.key_refresh;
   key_options.min_refetch_interval = config.entra.key_refetch_min;
+  for (const auto& [host, route] : config.entra.hosts)
+    key_options.hosts[host] = oidc::HostRoute{route.address, route.ca_file};
   impl.keys = std::make_unique<oidc::KeyService>(std::move(key_options));
   auto rt = build_runtime(
       config, [&impl](const std::string& n) { return impl.slot_for(n); }, impl.compile_env());

@@ -22,6 +22,8 @@ Cases covered (one test method each, named after the case):
   53  a passthrough MCP API: initialize forwarded to the backend path, Mcp-Session-Id relayed, an
       event-stream answer relayed event by event
   54  a global inbound policy and an API inbound policy with <base/> first: the global one runs first
+  23  authentication-endpoint="login.microsoftonline.us": the gateway's entra.hosts serves that
+      authority from a second emulator on 127.0.0.1 (its certificate names the host)
 """
 import base64
 import json
@@ -515,6 +517,70 @@ apis:
         self.assertEqual(r.json()["headers"]["X-Order"], "g,a")
         r = requests.post(self.gw.url + "/order-last/json", json=listing, timeout=30)
         self.assertEqual(r.json()["headers"]["X-Order"], "a,g")  # the order follows <base/>
+
+
+US_HOST = "login.microsoftonline.us"
+
+
+class SovereignAuthority(unittest.TestCase):
+    """Case 23: a national-cloud authority, offline. The emulator answers for login.microsoftonline.us
+    (its certificate names it, its issuer follows the Host it is asked under); the gateway reaches it
+    through entra.hosts while SNI, Host and the certificate check keep the real name."""
+
+    def test_case_23_authentication_endpoint(self):
+        idp = Idp(extra_args=["--name", US_HOST]).start()
+        up = FakeUpstream()
+        d = tempfile.TemporaryDirectory()
+        gw = None
+        try:
+            idp.setup_lab()
+            policy = """<policies><inbound><base/>
+  <validate-azure-ad-token tenant-id="{{tenant}}" %s>
+    <audiences><audience>{{api}}</audience></audiences>
+  </validate-azure-ad-token>
+</inbound></policies>"""
+            paths = {}
+            for name, endpoint in (("us", 'authentication-endpoint="%s"' % US_HOST), ("public", "")):
+                paths[name] = os.path.join(d.name, name + ".xml")
+                with open(paths[name], "w") as f:
+                    f.write(policy % endpoint)
+            gw = Gateway(f"""
+listeners: [{{port: 0}}]
+entra:
+  authority: "https://127.0.0.1:{idp.port}"
+  ca_file: "{idp.ca}"
+  hosts:
+    {US_HOST.upper()}: {{address: "127.0.0.1:{idp.port}", ca_file: "{idp.ca}"}}
+named_values: {{tenant: {TENANT}, api: {idp.api_v2["appId"]}}}
+backends: {{fake: {{url: "{up.url}"}}}}
+apis:
+  - {{name: us, path: /us, backend: fake, strip_prefix: true, policy: {paths["us"]}}}
+  - {{name: public, path: /public, backend: fake, strip_prefix: true, policy: {paths["public"]}}}
+""").start()
+            # A token from the US authority: the emulator sees that Host and issues under it.
+            r = requests.post(f"https://127.0.0.1:{idp.port}/{TENANT}/oauth2/v2.0/token", verify=idp.ca, timeout=30,
+                              headers={"Host": US_HOST},
+                              data={"grant_type": "client_credentials", "scope": "api://mcp-api-v2/.default",
+                                    "client_id": idp.client["appId"], "client_secret": idp.secret})
+            self.assertEqual(r.status_code, 200, r.text)
+            token = r.json()["access_token"]
+            self.assertEqual(pyjwt.decode(token, options={"verify_signature": False})["iss"],
+                             f"https://{US_HOST}/{TENANT}/v2.0")
+            auth = {"Authorization": "Bearer " + token}
+            ok = requests.get(gw.url + "/us/json", headers=auth, timeout=30)
+            self.assertEqual(ok.status_code, 200, ok.text)
+            self.assertEqual(ok.headers["X-Upstream"], "fake")
+            wrong = requests.get(gw.url + "/public/json", headers=auth, timeout=30)
+            self.assertEqual((wrong.status_code, wrong.text), (401, INVALID))
+            rid = wrong.headers["X-Request-Id"]
+            line = eventually(lambda: next((l for l in gw.access_log() if l["request_id"] == rid), None))
+            self.assertIn("TokenIssuerNotAllowed", line["error"])
+        finally:
+            if gw:
+                gw.cleanup()
+            up.stop()
+            idp.cleanup()
+            d.cleanup()
 
 
 if __name__ == "__main__":
