@@ -929,7 +929,14 @@ Flow run_section(const Program& program, Section section, Context& ctx, std::siz
   for (; position < policies.size(); ++position) {
     const auto& p = policies[position];
     if (cors_only && p->name != "cors") continue;
-    const Flow f = p->apply(ctx);
+    Flow f;
+    try {
+      f = p->apply(ctx);
+    } catch (const std::exception& ex) {
+      // A policy that cannot finish fails closed, as APIM's unexpected errors do: 500.
+      f = fail(ctx, p->name, "InternalError", ex.what(), 500, "Internal server error");
+      ctx.error->unexpected = true;
+    }
     if (f == Flow::kContinue) continue;
     if (f == Flow::kPending) return f;  // run this policy again after the wait
     if (f == Flow::kError && ctx.error) {

@@ -49,6 +49,7 @@ struct LastError {
   std::string path;     // the policy's place, e.g. "check-header[1]"
   std::string policy_id;
   bool log_message = false;      // the message is safe for the access log (no header values)
+  bool unexpected = false;       // not a policy's verdict: the answer carries an activityId
   int status = 500;              // the answer's status …
   std::string response_message;  // … and its body's message
 };
@@ -62,6 +63,7 @@ struct LocalResponse {
 };
 
 struct Context {
+  std::string activity_id;  // the request's id, for unexpected failures' answers
   // The request (inbound, backend).
   std::string method;
   std::string path;   // the backend path after the API's prefix rule; rewrite-uri changes it

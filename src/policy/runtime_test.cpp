@@ -207,5 +207,24 @@ TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   EXPECT_EQ(empty.value()->sections[1].size(), 1u);
 }
 
+TEST(PolicyRun, APolicyThatThrowsFailsClosedWith500) {
+  struct Throws final : Policy {
+    Flow apply(Context&) const override { throw std::runtime_error("boom"); }
+  };
+  Program program;
+  auto p = std::make_shared<Throws>();
+  p->name = "set-header";
+  program.sections[0].push_back(p);
+  Context ctx;
+  EXPECT_EQ(run_section(program, kInbound, ctx), Flow::kError);
+  ASSERT_TRUE(ctx.error);
+  EXPECT_EQ(ctx.error->status, 500);
+  EXPECT_EQ(ctx.error->response_message, "Internal server error");
+  EXPECT_EQ(ctx.error->reason, "InternalError");
+  EXPECT_EQ(ctx.error->message, "boom");
+  EXPECT_EQ(ctx.error->path, "set-header[1]");
+  EXPECT_TRUE(ctx.error->unexpected);
+}
+
 }  // namespace
 }  // namespace mcpgate::policy

@@ -600,7 +600,8 @@ struct Gateway::Impl {
     if (flow == policy::Flow::kError) {  // on-error failed too: the first error's own answer
       out.status = error.status;
       out.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
-      out.body = apim_error_body(error.status, error.response_message);
+      out.body = apim_error_body(error.status, error.response_message,
+                                 error.unexpected ? ctx.activity_id : std::string());
       return out;
     }
     out.status = ctx.status;
@@ -609,7 +610,8 @@ struct Gateway::Impl {
     if (ctx.response_body) {
       out.body = *ctx.response_body;
     } else {
-      out.body = apim_error_body(ctx.status, error.response_message);
+      out.body = apim_error_body(ctx.status, error.response_message,
+                                 error.unexpected ? ctx.activity_id : std::string());
       if (std::none_of(out.headers.begin(), out.headers.end(),
                        [](const auto& h) { return core::iequals(h.first, "Content-Type"); }))
         out.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
@@ -861,6 +863,7 @@ struct Gateway::Impl {
     if (!route->plain) {
       pctx.emplace();
       policy::Context& ctx = *pctx;
+      ctx.activity_id = request_id;
       ctx.method = method;
       const auto q = rest.find('?');
       ctx.path = rest.substr(0, q);

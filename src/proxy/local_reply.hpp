@@ -9,7 +9,9 @@ namespace mcpgate::proxy {
 
 // The JSON body APIM writes, byte for byte: `{ "statusCode": 404, "message": "Resource not found"
 // }`.
-std::string apim_error_body(int status, std::string_view message);
+// Unexpected failures (500) also carry an activityId, as APIM's do; ours is the request id.
+std::string apim_error_body(int status, std::string_view message,
+                            std::string_view activity_id = {});
 
 // The texts we answer with when the gateway itself refuses or fails (docs/compatibility.md).
 inline constexpr std::string_view kNotFound = "Resource not found";
