@@ -216,14 +216,17 @@ class SetStatus final : public Policy {
   std::string reason_;
 };
 
+// set-body: the request's body in inbound and backend, the response's in outbound and on-error.
 class SetBody final : public Policy {
  public:
-  explicit SetBody(const Element& e) : body_(e.text ? e.text->text : std::string()) {}
+  SetBody(const Element& e, bool on_response)
+      : body_(e.text ? e.text->text : std::string()), on_response_(on_response) {}
   Flow apply(Context& ctx) const override {
-    ctx.response_body = body_;
+    (on_response_ ? ctx.response_body : ctx.request_body) = body_;
     return Flow::kContinue;
   }
   std::string body_;
+  bool on_response_;
 };
 
 class ReturnResponse final : public Policy {
@@ -685,6 +688,7 @@ std::optional<double> parse_utc(const std::string& text) {
 struct Compiler {
   std::vector<Diagnostic>& errors;
   const CompileEnv& env;
+  bool sets_request_body = false;
 
   void error(const Element& e, std::string message) {
     errors.push_back({e.file ? *e.file : std::string(), e.line, std::move(message)});
@@ -738,20 +742,14 @@ struct Compiler {
     if (n == "set-variable") return std::make_shared<SetVariable>(e);
     if (n == "check-header") return std::make_shared<CheckHeader>(e);
     if (n == "mock-response") return std::make_shared<MockResponse>(e);
-    if (n == "set-status" || n == "set-body") {
-      if (!response_side) {
-        error(e, "<" + n + "> in <" + std::string(section_name(section)) +
-                     "> is not supported yet (it works in outbound, on-error and return-response)");
+    if (n == "set-status") return std::make_shared<SetStatus>(e);
+    if (n == "set-body") {
+      if (const auto* t = attr(e, "template"); t && core::iequals(*t, "liquid")) {
+        error(e, "<set-body template=\"liquid\"> is not supported yet");
         return nullptr;
       }
-      if (n == "set-body") {
-        if (const auto* t = attr(e, "template"); t && core::iequals(*t, "liquid")) {
-          error(e, "<set-body template=\"liquid\"> is not supported yet");
-          return nullptr;
-        }
-        return std::make_shared<SetBody>(e);
-      }
-      return std::make_shared<SetStatus>(e);
+      if (!response_side) sets_request_body = true;
+      return std::make_shared<SetBody>(e, response_side);
     }
     if (n == "return-response") {
       if (attr(e, "response-variable-name")) {
@@ -918,6 +916,7 @@ core::Result<std::shared_ptr<const Program>, std::vector<Diagnostic>> compile(
     }
   }
   if (!errors.empty()) return core::fail(std::move(errors));
+  program->sets_request_body = compiler.sets_request_body;
   return std::shared_ptr<const Program>(std::move(program));
 }
 

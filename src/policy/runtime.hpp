@@ -70,6 +70,7 @@ struct Context {
   std::string query;  // without '?'
   std::string client_ip;
   HeaderMap* request_headers = nullptr;
+  std::optional<std::string> request_body;  // set-body in inbound/backend: replaces the body
   // The response (outbound, on-error).
   int status = 0;
   std::string reason;
@@ -117,7 +118,8 @@ class Policy {
 
 struct Program {
   std::array<std::vector<std::shared_ptr<const Policy>>, 4> sections;
-  bool inbound_cors = false;  // a cors policy in inbound: preflights run only those
+  bool inbound_cors = false;       // a cors policy in inbound: preflights run only those
+  bool sets_request_body = false;  // set-body in inbound or backend: the proxy reads bodies whole
 };
 
 // What compiled policies may use from the gateway.

@@ -176,7 +176,7 @@ TEST(PolicyRun, ReturnResponseRewriteAndQuery) {
 TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   std::vector<Diagnostic> errors;
   auto d = load_policy(R"(<policies><inbound>
-  <set-status code="200"/>
+  <return-response response-variable-name="saved"/>
 </inbound><backend><forward-request follow-redirects="true"/></backend>
 <outbound><set-body template="liquid">x</set-body></outbound></policies>)",
                        "u.xml", Scope::kApi, {}, errors);
@@ -185,8 +185,7 @@ TEST(PolicyRun, UnsupportedPoliciesFailCompilation) {
   ASSERT_FALSE(p);
   ASSERT_EQ(p.error().size(), 3u);
   EXPECT_EQ(p.error()[0].to_string(),
-            "u.xml:2: <set-status> in <inbound> is not supported yet (it works in outbound, "
-            "on-error and return-response)");
+            "u.xml:2: response-variable-name of <return-response> is not supported yet");
   EXPECT_EQ(p.error()[1].message, "follow-redirects=\"true\" is not supported yet");
   EXPECT_EQ(p.error()[2].line, 4);
   // Nothing a policy writes may split a header: line breaks are refused at load.

@@ -805,8 +805,11 @@ struct Gateway::Impl {
     // An MCP message is read whole before it goes on: its JSON-RPC method and tool are known to
     // the log, the metrics and (later) the policies. Other bodies stream.
     std::string message;
-    const bool request_has_body = req_p.content_length().value_or(0) > 0 || req.chunked();
-    const bool buffer_message = route->api.type == "mcp" && method == "POST" && request_has_body;
+    // A body a policy may replace (set-body in inbound or backend) is read whole too.
+    bool request_has_body = req_p.content_length().value_or(0) > 0 || req.chunked();
+    const bool is_mcp_message = route->api.type == "mcp" && method == "POST" && request_has_body;
+    bool buffer_message = request_has_body &&
+                          (is_mcp_message || (route->program && route->program->sets_request_body));
     if (buffer_message) {
       auto& body = req.body();
       while (!req_p.is_done()) {
@@ -830,8 +833,10 @@ struct Gateway::Impl {
         }
         message.append(relay_buf, kRelayBuffer - body.size);
       }
-      mcp_info = mcp::inspect_request(message);
-      count_mcp(w, route->slot, mcp_info);
+      if (is_mcp_message) {
+        mcp_info = mcp::inspect_request(message);
+        count_mcp(w, route->slot, mcp_info);
+      }
       req.erase(bhttp::field::transfer_encoding);
       req.content_length(message.size());
       body.data = message.data();
@@ -880,7 +885,7 @@ struct Gateway::Impl {
       if (!ctx.forward) {
         // Nothing forwards: outbound runs at once on an empty 200 (apim-policies.md §1.1).
         policy::FieldList headers;
-        ctx.status = 200;
+        if (ctx.status == 0) ctx.status = 200;  // set-status in inbound may have chosen one
         ctx.response_headers = &headers;
         flow = policy::run_section(*route->program, policy::kOutbound, ctx);
         if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
@@ -891,6 +896,19 @@ struct Gateway::Impl {
         r.headers = std::move(headers.fields);
         r.body = ctx.response_body.value_or(std::string());
         co_return co_await answer(r);
+      }
+      if (ctx.request_body) {
+        // set-body: the backend gets this body instead (the client's was read whole above).
+        message = std::move(*ctx.request_body);
+        ctx.request_body.reset();
+        auto& body = req.body();
+        req.erase(bhttp::field::transfer_encoding);
+        req.content_length(message.size());
+        body.data = message.data();
+        body.size = message.size();
+        body.more = false;
+        buffer_message = true;
+        request_has_body = !message.empty();
       }
       if (!ctx.backend_id.empty()) upstream_index = rt.upstream_by_name.at(ctx.backend_id);
       if (!ctx.backend_url.empty()) upstream_index = rt.upstream_by_url.at(ctx.backend_url);

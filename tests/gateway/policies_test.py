@@ -68,6 +68,8 @@ POLICIES = {
 <backend><forward-request fail-on-error-status-code="true"/></backend>
 <on-error><base/><return-response><set-status code="502" reason="Bad Gateway"/><set-body>backend failed</set-body></return-response></on-error>
 </policies>""",
+    "body": """<policies><inbound><base/><set-body>{"replaced": true}</set-body></inbound></policies>""",
+    "status": """<policies><inbound><base/><set-status code="202" reason="Queued"/></inbound><backend></backend></policies>""",
     "nofail": """<policies><inbound><base/></inbound>
 <backend><forward-request/></backend>
 <on-error><base/><set-header name="X-Handled" exists-action="override"><value>yes</value></set-header></on-error>
@@ -92,6 +94,7 @@ class Policies(unittest.TestCase):
             nl = "\n"
             cls.gw = Gateway(f"""
 listeners: [{{port: 0}}]
+limits: {{max_body_bytes: 65536}}
 named_values:
   rate-key: shared-counter
   second-url: "{cls.second.url}"
@@ -250,6 +253,23 @@ apis:
         self.assertEqual(r.status_code, 503)
         self.assertNotIn("X-Handled", r.headers)
 
+    def test_set_body_in_inbound_replaces_the_request_body(self):
+        want = b'{"replaced": true}'
+        for body in (b"original body", iter([b"chunked ", b"original"]), None):
+            r = requests.post(self.gw.url + "/body/echo", data=body, timeout=30)
+            self.assertEqual((r.status_code, r.content), (200, want))
+            self.assertEqual(self.up.requests[-1]["headers"].get("Content-Length"), str(len(want)))
+            self.assertNotIn("Transfer-Encoding", self.up.requests[-1]["headers"])
+        # A client body over max_body_bytes is still refused.
+        r = requests.post(self.gw.url + "/body/echo", data=b"x" * 70000, timeout=30)
+        self.assertEqual(r.status_code, 413)
+
+    def test_set_status_in_inbound_without_forwarding(self):
+        before = len(self.up.requests)
+        r = self.get("/status/x")
+        self.assertEqual((r.status_code, r.reason, r.text), (202, "Queued", ""))
+        self.assertEqual(len(self.up.requests), before)
+
 
 class LoadErrors(unittest.TestCase):
     def test_refused_at_load(self):
@@ -275,6 +295,13 @@ class LoadErrors(unittest.TestCase):
                                (5, 'base-url "ftp://x/" is not an http(s) URL'),
                                (6, 'allow-credentials="true" cannot go with the origin "*"')):
                 self.assertIn(f"p.xml:{line}: {text}", r.stderr)
+            # Case 42: a backend section with two policies.
+            with open(os.path.join(d, "p.xml"), "w") as f:
+                f.write('<policies>\n<backend>\n<forward-request/>\n<forward-request/>\n</backend>\n</policies>')
+            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("p.xml:4: <backend> holds one policy (or <base/>), not 2", r.stderr)
 
 
 if __name__ == "__main__":
