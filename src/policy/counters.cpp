@@ -101,6 +101,11 @@ class LocalCounters final : public CounterStore {
     return v;
   }
 
+  void add_fixed(std::string_view key, std::int64_t period, double origin, std::int64_t amount,
+                 double now) override {
+    fixed(key, INT64_MAX, period, origin, amount, true, now);
+  }
+
   bool acquire(std::string_view key, std::int64_t limit) override {
     std::lock_guard lock(mu_);
     Window* w = find(key, -1, 0);

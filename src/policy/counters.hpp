@@ -28,6 +28,10 @@ class CounterStore {
   virtual Verdict fixed(std::string_view key, std::int64_t limit, std::int64_t period,
                         double origin, std::int64_t amount, bool count, double now) = 0;
 
+  // Adds `amount` to a fixed-window counter whatever its limit (bytes known only at the end).
+  virtual void add_fixed(std::string_view key, std::int64_t period, double origin,
+                         std::int64_t amount, double now) = 0;
+
   // Takes one of `limit` concurrent slots for `key`; false when all are taken.
   virtual bool acquire(std::string_view key, std::int64_t limit) = 0;
   virtual void release(std::string_view key) = 0;

@@ -47,6 +47,9 @@ TEST(Counters, FixedWindowsRenewAtTheirBoundary) {
   EXPECT_FALSE(v.allowed);
   EXPECT_NEAR(v.retry_after, 3570.0, 1e-6);
   EXPECT_TRUE(c->fixed("q", 2, 3600, 0, 1, true, 10800.0).allowed);  // the next window
+  c->add_fixed("bytes", 3600, 0, 5000, 100.0);  // past any limit: counted all the same
+  EXPECT_FALSE(c->fixed("bytes", 4096, 3600, 0, 1, false, 101.0).allowed);
+  EXPECT_TRUE(c->fixed("bytes", 4096, 3600, 0, 1, false, 3600.0).allowed);
   EXPECT_TRUE(c->fixed("forever", 1, 0, 0, 1, true, 5.0).allowed);
   EXPECT_FALSE(c->fixed("forever", 1, 0, 0, 1, true, 1e9).allowed);
 }

@@ -487,22 +487,45 @@ class RateLimitByKey final : public Policy {
   std::string retry_header_, retry_var_, remaining_header_, remaining_var_, total_header_;
 };
 
-// quota-by-key: `calls` per fixed `renewal-period` (0: never renewed) from first-period-start.
+// quota-by-key: `calls` and/or `bandwidth` kilobytes (request body and answer) per fixed
+// `renewal-period` (0: never renewed) from first-period-start.
 class QuotaByKey final : public Policy {
  public:
   QuotaByKey(const Element& e, const CompileEnv& env, double origin)
       : env_(env),
         key_("quota\n" + *attr(e, "counter-key")),
-        calls_(std::stoll(*attr(e, "calls"))),
+        bytes_key_("quota-bytes\n" + *attr(e, "counter-key")),
+        calls_(attr(e, "calls") ? std::stoll(*attr(e, "calls")) : 0),
+        kilobytes_(attr(e, "bandwidth") ? std::stoll(*attr(e, "bandwidth")) : 0),
         period_(std::stoll(*attr(e, "renewal-period"))),
         origin_(origin),
         count_(boolean_attr(e, "increment-condition", true)) {}
 
   Flow apply(Context& ctx) const override {
-    const auto v = env_.counters->fixed(key_, calls_, period_, origin_, 1, count_, env_.now());
-    if (v.allowed) return Flow::kContinue;
-    const long long wait = period_ > 0 ? whole_seconds(v.retry_after) : 0;
-    std::string message = "Out of call volume quota.";
+    const double now = env_.now();
+    if (calls_ > 0) {
+      const auto v = env_.counters->fixed(key_, calls_, period_, origin_, 1, count_, now);
+      if (!v.allowed) return refuse(ctx, "call volume", v.retry_after);
+    }
+    if (kilobytes_ > 0) {
+      // Spent once the bytes are known; refused while the window's bytes reach the limit.
+      const auto v =
+          env_.counters->fixed(bytes_key_, kilobytes_ * 1024, period_, origin_, 1, false, now);
+      if (!v.allowed) return refuse(ctx, "bandwidth", v.retry_after);
+      if (count_) {
+        ctx.on_done.emplace_back([counting = env_, key = bytes_key_, period = period_,
+                                  origin = origin_](std::uint64_t bytes) {
+          counting.counters->add_fixed(key, period, origin, static_cast<std::int64_t>(bytes),
+                                       counting.now());
+        });
+      }
+    }
+    return Flow::kContinue;
+  }
+
+  Flow refuse(Context& ctx, const char* what, double retry_after) const {
+    const long long wait = period_ > 0 ? whole_seconds(retry_after) : 0;
+    std::string message = std::string("Out of ") + what + " quota.";
     if (period_ > 0) {
       message += " Quota will be replenished in " + timespan(wait) + ".";
       ctx.answer_headers.emplace_back("Retry-After", std::to_string(wait));
@@ -513,8 +536,8 @@ class QuotaByKey final : public Policy {
   }
 
   Counting env_;
-  std::string key_;
-  long long calls_, period_;
+  std::string key_, bytes_key_;
+  long long calls_, kilobytes_, period_;
   double origin_;
   bool count_;
 };
@@ -824,14 +847,6 @@ struct Compiler {
     }
     if (n == "rate-limit-by-key") return std::make_shared<RateLimitByKey>(e, env);
     if (n == "quota-by-key") {
-      if (attr(e, "bandwidth")) {
-        error(e, "bandwidth quotas are not supported yet (calls only)");
-        return nullptr;
-      }
-      if (!attr(e, "calls")) {
-        error(e, "<quota-by-key> needs calls");
-        return nullptr;
-      }
       double origin = 0;
       if (const auto* start = attr(e, "first-period-start")) {
         const auto t = parse_utc(*start);

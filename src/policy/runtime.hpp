@@ -100,6 +100,9 @@ struct Context {
   // CORS: the request is a preflight (OPTIONS with Origin and Access-Control-Request-Method);
   // inbound then runs only its cors policies, as APIM does.
   bool preflight = false;
+  // Called once the answer is sent, with the bytes of the request body and the answer
+  // (bandwidth quotas).
+  std::vector<std::function<void(std::uint64_t bytes)>> on_done;
   // Held until the request ends (limit-concurrency slots): released when the Context goes.
   std::vector<std::shared_ptr<void>> holds;
 };

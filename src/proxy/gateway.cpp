@@ -705,6 +705,7 @@ struct Gateway::Impl {
     const std::string method(req.method_string());
     int status = 0;
     std::uint64_t bytes_out = 0;
+    std::uint64_t bytes_in = 0;  // the request body, as read from the client
     double upstream_ms = -1;
     std::string error;
     mcp::RequestInfo mcp_info;
@@ -713,6 +714,9 @@ struct Gateway::Impl {
     const auto log = [&] {
       record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
              status == 502 || status == 504);
+      if (pctx) {
+        for (const auto& done : pctx->on_done) done(bytes_in + bytes_out);
+      }
       if (pctx && route) {
         for (const auto& [policy_name, outcome] : pctx->validations) {
           ++w.validations[McpSeries{route->slot, policy_name, outcome}];  // bounded: 2 x 10 x APIs
@@ -833,6 +837,7 @@ struct Gateway::Impl {
         }
         message.append(relay_buf, kRelayBuffer - body.size);
       }
+      bytes_in = message.size();
       if (is_mcp_message) {
         mcp_info = mcp::inspect_request(message);
         count_mcp(w, route->slot, mcp_info);
@@ -977,6 +982,7 @@ struct Gateway::Impl {
           ro.read_timeout = limits.idle_timeout;
           ro.write_timeout = response_timeout;
           ro.deadline = deadline;
+          ro.copied = &bytes_in;
           const auto relayed =
               co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
           if (relayed.ec) {

@@ -573,7 +573,7 @@ class GatewayLifecycle(unittest.TestCase):
                     f.write(text)
             write("bad.xml", "<policies>\n  <inbound>\n    <validate-azure-ad-token/>\n"
                              "    <set-header name=\"x\"><value>{{nope}}</value></set-header>\n  </inbound>\n</policies>\n")
-            write("lab.xml", "<policies><inbound><base/><quota-by-key bandwidth=\"100\" renewal-period=\"60\" "
+            write("lab.xml", "<policies><inbound><base/><quota-by-key renewal-period=\"60\" "
                              "counter-key=\"{{tenant}}\"/></inbound></policies>")
             write("base.xml", "<policies><inbound><base/></inbound><backend><base/></backend>"
                               "<outbound><base/></outbound><on-error><base/></on-error></policies>")
@@ -593,7 +593,7 @@ apis: [{{path: /x, backend: b, policy: {policy}}}]
             r = subprocess.run([MCPGATE, "gateway", "-c", os.path.join(d, "gw.yaml")],
                                capture_output=True, text=True, timeout=20)
             self.assertEqual(r.returncode, 2)
-            self.assertIn("lab.xml:1: bandwidth quotas are not supported yet", r.stderr)
+            self.assertIn("lab.xml:1: <quota-by-key> needs calls, bandwidth or both", r.stderr)
             write("gw.yaml", config("base.xml"))
             r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
                                capture_output=True, text=True)

@@ -40,6 +40,9 @@ POLICIES = {
     "quota-forever": """<policies><inbound><base/>
   <quota-by-key calls="1" renewal-period="0" counter-key="forever"/>
 </inbound></policies>""",
+    "quota-bytes": """<policies><inbound><base/>
+  <quota-by-key bandwidth="2" renewal-period="3600" counter-key="bytes"/>
+</inbound></policies>""",
     "conc": """<policies><inbound><base/></inbound>
 <backend><limit-concurrency key="slow-backend" max-count="1"><forward-request timeout="20"/></limit-concurrency></backend>
 </policies>""",
@@ -164,6 +167,20 @@ apis:
         self.assertEqual((r.status_code, r.text), (403, '{ "statusCode": 403, "message": "Out of call volume quota." }'))
         self.assertNotIn("Retry-After", r.headers)
 
+    def test_quota_by_key_bandwidth(self):
+        # 2 KB a window: one 1,500-byte body echoed back (in and out) spends it.
+        r = requests.post(self.gw.url + "/quota-bytes/echo", data=b"x" * 1500, timeout=30)
+        self.assertEqual(r.status_code, 200)
+
+        def refused():
+            r = self.get("/quota-bytes/json")
+            return [r] if r.status_code == 403 else None  # a 4xx Response is falsy itself
+        r = eventually(refused)[0]  # the bytes count once the answer has been sent
+        wait = int(r.headers["Retry-After"])
+        h, m, s = wait // 3600, wait // 60 % 60, wait % 60
+        self.assertEqual(r.text, '{ "statusCode": 403, "message": "Out of bandwidth quota. Quota will be '
+                                 'replenished in %02d:%02d:%02d." }' % (h, m, s))
+
     def test_limit_concurrency_holds_a_slot_until_the_answer_is_relayed(self):
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             slow = pool.submit(self.get, "/conc/slow?delay=1.5")
@@ -276,7 +293,7 @@ class LoadErrors(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "p.xml"), "w") as f:
                 f.write('<policies><inbound>\n'
-                        '<quota-by-key bandwidth="10" renewal-period="60" counter-key="k"/>\n'
+                        '<set-backend-service backend-id="b"/>\n'
                         '<quota-by-key calls="1" renewal-period="60" counter-key="k" first-period-start="yesterday"/>\n'
                         '<set-backend-service backend-id="nope"/>\n'
                         '<set-backend-service base-url="ftp://x/"/>\n'
@@ -289,8 +306,7 @@ class LoadErrors(unittest.TestCase):
             r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2)
-            for line, text in ((2, "bandwidth quotas are not supported yet"),
-                               (3, 'first-period-start "yesterday" is not a UTC time'),
+            for line, text in ((3, 'first-period-start "yesterday" is not a UTC time'),
                                (4, 'no backend named "nope"'),
                                (5, 'base-url "ftp://x/" is not an http(s) URL'),
                                (6, 'allow-credentials="true" cannot go with the origin "*"')):
