@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -149,6 +150,12 @@ std::string Diagnostic::to_string() const {
   return file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message;
 }
 
+// Text that goes into a quoted header parameter: printable ASCII, no quote or backslash.
+static bool quotable(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c > 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+}
+
 static void read_resource_metadata(Reader& r, const YAML::Node& m, const std::string& api_where,
                                    Api& api) {
   const std::string where = api_where + ".resource_metadata";
@@ -164,8 +171,8 @@ static void read_resource_metadata(Reader& r, const YAML::Node& m, const std::st
     md.resource = *v;
     const bool scheme = v->rfind("https://", 0) == 0 || v->rfind("http://", 0) == 0;
     const auto host_start = v->find("://") + 3;
-    if (!scheme || v->size() <= host_start || v->find_first_of("?# ") != std::string::npos ||
-        (*v)[host_start] == '/')
+    if (!scheme || v->size() <= host_start || v->find_first_of("?#") != std::string::npos ||
+        !quotable(*v) || (*v)[host_start] == '/')
       r.error(m["resource"], where +
                                  ".resource must be an http(s) URL with a host and no query or "
                                  "fragment (RFC 9728 §1.2)");
@@ -184,7 +191,7 @@ static void read_resource_metadata(Reader& r, const YAML::Node& m, const std::st
     md.scopes_supported = r.strings(m["scopes_supported"], where + ".scopes_supported",
                                     "[\"api://<client id>/.default\"]");
   for (const auto& s : md.scopes_supported) {
-    if (s.empty() || s.find_first_of(" \"\\") != std::string::npos)
+    if (s.empty() || !quotable(s))
       r.error(m["scopes_supported"],
               where + ".scopes_supported: \"" + s + "\" is not a scope (no spaces or quotes)");
   }

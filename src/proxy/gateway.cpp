@@ -574,14 +574,36 @@ struct Gateway::Impl {
                                : "Bearer error=\"invalid_token\", " + route.challenge);
   }
 
-  // Rate-limit and CORS fields go on every answer; a field the answer already has wins.
+  // Rate-limit and CORS fields go on every answer; a field the answer already has wins, except
+  // Vary, which gains what it lacks (a cache must not serve one origin's answer to another).
   static void add_answer_headers(const policy::Context& ctx,
                                  std::vector<std::pair<std::string, std::string>>& headers) {
     for (const auto& [name, value] : ctx.answer_headers) {
-      if (std::none_of(headers.begin(), headers.end(),
-                       [&](const auto& h) { return core::iequals(h.first, name); }))
+      const auto it = std::find_if(headers.begin(), headers.end(),
+                                   [&](const auto& h) { return core::iequals(h.first, name); });
+      if (it == headers.end()) {
         headers.emplace_back(name, value);
+      } else if (core::iequals(name, "Vary")) {
+        it->second = vary_with(it->second, value);
+      }
     }
+  }
+  template <class Fields>
+  static void add_answer_headers(const policy::Context& ctx, Fields& res) {
+    for (const auto& [name, value] : ctx.answer_headers) {
+      const auto it = res.find(name);
+      if (it == res.end()) {
+        res.insert(name, value);
+      } else if (core::iequals(name, "Vary")) {
+        res.set(name, vary_with(it->value(), value));
+      }
+    }
+  }
+  static std::string vary_with(std::string_view vary, std::string_view add) {
+    for (auto part : core::split(vary, ",")) {
+      if (core::trim(part) == "*" || core::iequals(core::trim(part), add)) return std::string(vary);
+    }
+    return std::string(vary) + (vary.empty() ? "" : ", ") + std::string(add);
   }
 
   // After a policy error (ctx.error set): on-error runs with the error's status; without a
@@ -1095,6 +1117,17 @@ struct Gateway::Impl {
         ctx.error = std::move(e);
         ctx.response_body.reset();
         flow = policy::run_section(*route->program, policy::kOnError, ctx);
+        if (flow == policy::Flow::kError) {
+          // on-error failed on the backend's answer: that failure's own answer, not a second
+          // run of on-error.
+          policy::LocalResponse r;
+          r.status = ctx.error->status;
+          r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
+          r.body = apim_error_body(r.status, ctx.error->response_message,
+                                   ctx.error->unexpected ? ctx.activity_id : std::string());
+          ctx.respond = std::move(r);
+          flow = policy::Flow::kRespond;
+        }
       } else {
         flow = policy::run_section(*route->program, policy::kOutbound, ctx);
       }
@@ -1127,9 +1160,7 @@ struct Gateway::Impl {
       }
       if (!ctx.reason.empty()) res.reason(ctx.reason);
       if (ctx.error) error = describe(*ctx.error);
-      for (const auto& [name, value] : ctx.answer_headers) {
-        if (res.find(name) == res.end()) res.insert(name, value);
-      }
+      add_answer_headers(ctx, res);
     }
     const bool upstream_keep_alive = res.keep_alive();
     const bool event_stream =

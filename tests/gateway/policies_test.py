@@ -218,6 +218,7 @@ apis:
         self.assertEqual(r.headers["X-Upstream"], "fake")
         self.assertEqual(r.headers["Access-Control-Allow-Origin"], "https://app.example")
         self.assertEqual(r.headers["Access-Control-Expose-Headers"], "Mcp-Session-Id")
+        self.assertEqual(r.headers["Vary"], "Origin")
         # The check after cors still runs, and its error answer carries the CORS fields.
         r = self.get("/cors/json", headers={"Origin": "https://app.example"})
         self.assertEqual((r.status_code, r.text), (401, '{ "statusCode": 401, "message": "Not authorized" }'))
