@@ -14,5 +14,9 @@ void add_jwt_commands(CLI::App& app, int& exit_code);
 void add_idp_commands(CLI::App& app, int& exit_code);
 // `mcpgate gateway`.
 void add_gateway_commands(CLI::App& app, int& exit_code);
+// `mcpgate token`: a client-credentials token (the lab's Step 3).
+void add_token_command(CLI::App& app, int& exit_code);
+// `mcpgate mcp URL`: list or call an MCP server's tools (the lab's Step 4).
+void add_mcp_command(CLI::App& app, int& exit_code);
 
 }  // namespace mcpgate::app

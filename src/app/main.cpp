@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   mcpgate::app::add_jwt_commands(app, exit_code);
   mcpgate::app::add_idp_commands(app, exit_code);
   mcpgate::app::add_gateway_commands(app, exit_code);
+  mcpgate::app::add_token_command(app, exit_code);
+  mcpgate::app::add_mcp_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

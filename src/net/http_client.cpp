@@ -16,7 +16,10 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <optional>
+#include <string_view>
 
 namespace mcpgate::net {
 
@@ -40,12 +43,21 @@ template <class Stream>
 asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Target& t,
                                                      const FetchOptions& options,
                                                      FetchResult& out) {
-  bhttp::request<bhttp::empty_body> req{bhttp::verb::get, t.path, 11};
+  bhttp::request<bhttp::string_body> req;
+  req.method_string(options.method);
+  req.target(t.path);
+  req.version(11);
   const bool default_port = (t.tls && t.port == "443") || (!t.tls && t.port == "80");
   req.set(bhttp::field::host, default_port ? t.host : t.host + ":" + t.port);
   req.set(bhttp::field::user_agent, "mcpgate");
   req.set(bhttp::field::accept, "application/json");
+  for (const auto& [name, value] : options.headers) req.set(name, value);
   req.set(bhttp::field::connection, "close");
+  if (!options.body.empty()) {
+    if (!options.content_type.empty()) req.set(bhttp::field::content_type, options.content_type);
+    req.body() = options.body;
+    req.prepare_payload();
+  }
   auto [wec, wn] = co_await bhttp::async_write(stream, req, kTuple);
   (void)wn;
   if (wec) co_return "sending the request: " + wec.message();
@@ -62,6 +74,7 @@ asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Targe
   out.status = static_cast<int>(res.result_int());
   out.content_type = std::string(res[bhttp::field::content_type]);
   out.body = std::move(res.body());
+  for (const auto& f : res) out.headers.emplace_back(f.name_string(), f.value());
   co_return std::nullopt;
 }
 
@@ -121,6 +134,18 @@ core::Result<FetchResult, std::string> fetch(const std::string& url, const Fetch
   t.port = parsed->has_port() ? std::string(parsed->port()) : (t.tls ? "443" : "80");
   t.path = std::string(parsed->encoded_target());
   if (t.path.empty()) t.path = "/";
+  const auto token_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  };
+  if (options.method.empty() ||
+      !std::all_of(options.method.begin(), options.method.end(), token_char))
+    return core::fail("\"" + options.method + "\" is not an HTTP method");
+  for (const auto& [name, value] : options.headers) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), token_char) ||
+        value.find_first_of("\r\n") != std::string::npos || value.find('\0') != std::string::npos)
+      return core::fail("the header \"" + name + "\" cannot be sent as given");
+  }
 
   asio::io_context ioc;
   FetchResult out;
