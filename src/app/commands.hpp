@@ -18,5 +18,7 @@ void add_gateway_commands(CLI::App& app, int& exit_code);
 void add_token_command(CLI::App& app, int& exit_code);
 // `mcpgate mcp URL`: list or call an MCP server's tools (the lab's Step 4).
 void add_mcp_command(CLI::App& app, int& exit_code);
+// `mcpgate sample-server`: an MCP server to put behind the gateway.
+void add_sample_server_command(CLI::App& app, int& exit_code);
 
 }  // namespace mcpgate::app

@@ -174,22 +174,6 @@ struct ServeOptions {
   std::size_t threads = 1;
 };
 
-bool parse_address(const std::string& spec, bool tls, net::ListenAddress& out) {
-  const auto colon = spec.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string host = spec.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  try {
-    const int port = std::stoi(spec.substr(colon + 1));
-    if (port < 0 || port > 65535) return false;
-    out = {host, static_cast<std::uint16_t>(port), tls};
-  } catch (...) {
-    return false;
-  }
-  return true;
-}
-
 int run_serve(const Common& c, const ServeOptions& o) {
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t signals;
@@ -207,16 +191,14 @@ int run_serve(const Common& c, const ServeOptions& o) {
   options.threads = o.threads;
   options.max_body_bytes = 64 * 1024;
   for (const auto& spec : o.listen) {
-    net::ListenAddress a;
-    if (!parse_address(spec, true, a))
-      return fail("--listen wants HOST:PORT, not \"" + spec + "\"");
-    options.listen.push_back(a);
+    const auto a = net::parse_listen_address(spec, true);
+    if (!a) return fail("--listen wants HOST:PORT, not \"" + spec + "\"");
+    options.listen.push_back(*a);
   }
   for (const auto& spec : o.http_listen) {
-    net::ListenAddress a;
-    if (!parse_address(spec, false, a))
-      return fail("--http-listen wants HOST:PORT, not \"" + spec + "\"");
-    options.listen.push_back(a);
+    const auto a = net::parse_listen_address(spec, false);
+    if (!a) return fail("--http-listen wants HOST:PORT, not \"" + spec + "\"");
+    options.listen.push_back(*a);
   }
   if (options.listen.empty()) return fail("nothing to listen on");
   if (!o.listen.empty()) {

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   mcpgate::app::add_gateway_commands(app, exit_code);
   mcpgate::app::add_token_command(app, exit_code);
   mcpgate::app::add_mcp_command(app, exit_code);
+  mcpgate::app::add_sample_server_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

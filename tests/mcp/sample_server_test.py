@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""`mcpgate sample-server`'s transport rules over raw HTTP (MCP Streamable HTTP, 2025-11-25):
+Accept and Content-Type, sessions (required, unknown, ended), MCP-Protocol-Version, 202 for
+notifications, batches refused, DNS-rebinding protection, GET not offered. Everything on
+127.0.0.1."""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+MCPGATE = os.environ["MCPGATE_BIN"]
+ACCEPT = "application/json, text/event-stream"
+
+
+class SampleServer(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        ready = os.path.join(cls.dir.name, "ready.json")
+        cls.proc = subprocess.Popen([MCPGATE, "sample-server", "--listen", "127.0.0.1:0", "--ready-file", ready],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not os.path.exists(ready):
+            if cls.proc.poll() is not None or time.time() > deadline:
+                cls.tearDownClass()
+                raise AssertionError("sample-server did not start")
+            time.sleep(0.02)
+        with open(ready) as f:
+            url = json.load(f)["mcp"][0]
+        cls.port = int(url.split(":")[2].split("/")[0])
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.proc.poll() is None:
+            cls.proc.send_signal(signal.SIGTERM)
+            cls.proc.wait(10)
+        cls.dir.cleanup()
+
+    def request(self, method, body=None, headers=None, path="/mcp"):
+        h = {"Host": f"localhost:{self.port}", "Accept": ACCEPT, "Content-Type": "application/json"}
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request(method, path, body=json.dumps(body) if isinstance(body, (dict, list)) else body, headers=h)
+            r = c.getresponse()
+            data = r.read().decode()
+            return r.status, dict(r.getheaders()), (json.loads(data) if data and r.getheader("Content-Type", "").startswith("application/json") else data)
+        finally:
+            c.close()
+
+    def initialize(self, version="2025-11-25"):
+        status, headers, body = self.request("POST", {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        self.assertEqual(status, 200, body)
+        return headers["Mcp-Session-Id"], body["result"]
+
+    def test_initialize_negotiates_the_version(self):
+        sid, result = self.initialize()
+        self.assertEqual(result["protocolVersion"], "2025-11-25")
+        self.assertEqual(len(sid), 32)
+        _, result = self.initialize("2025-06-18")
+        self.assertEqual(result["protocolVersion"], "2025-06-18")
+        _, result = self.initialize("2099-01-01")  # unknown: the server's latest
+        self.assertEqual(result["protocolVersion"], "2025-11-25")
+
+    def test_session_rules(self):
+        sid, _ = self.initialize()
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        status, _, body = self.request("POST", ping)
+        self.assertEqual((status, body["error"]["code"]), (400, -32000))  # no session header
+        status, _, body = self.request("POST", ping, {"Mcp-Session-Id": "0" * 32})
+        self.assertEqual((status, body["error"]["code"]), (404, -32001))
+        status, _, body = self.request("POST", ping, {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-03-26"})
+        self.assertEqual((status, body), (200, {"jsonrpc": "2.0", "id": 1, "result": {}}))
+        status, _, body = self.request("POST", ping, {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "1999-01-01"})
+        self.assertEqual(status, 400)
+        status, _, body = self.request("POST", {"jsonrpc": "2.0", "method": "notifications/initialized"}, {"Mcp-Session-Id": sid})
+        self.assertEqual((status, body), (202, ""))
+        status, _, _ = self.request("DELETE", None, {"Mcp-Session-Id": sid})
+        self.assertEqual(status, 200)
+        status, _, _ = self.request("POST", ping, {"Mcp-Session-Id": sid})
+        self.assertEqual(status, 404)
+        status, _, _ = self.request("DELETE", None, {"Mcp-Session-Id": sid})
+        self.assertEqual(status, 404)
+
+    def test_bad_requests(self):
+        sid, _ = self.initialize()
+        s = {"Mcp-Session-Id": sid}
+        status, _, body = self.request("POST", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, {**s, "Accept": "application/json"})
+        self.assertEqual(status, 406)
+        status, _, _ = self.request("POST", "x", {**s, "Content-Type": "text/plain"})
+        self.assertEqual(status, 415)
+        status, _, body = self.request("POST", "{not json", s)
+        self.assertEqual((status, body["error"]["code"], body["id"]), (400, -32700, None))
+        status, _, body = self.request("POST", [{"jsonrpc": "2.0", "id": 1, "method": "ping"}], s)
+        self.assertEqual((status, body["error"]["code"]), (400, -32600))
+        status, _, body = self.request("POST", {"jsonrpc": "2.0", "id": 7, "method": "nope/nope"}, s)
+        self.assertEqual((status, body["id"], body["error"]["code"]), (200, 7, -32601))
+        status, headers, _ = self.request("GET", None, s)
+        self.assertEqual((status, headers["Allow"]), (405, "POST, DELETE"))
+        status, _, _ = self.request("POST", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, s, path="/other")
+        self.assertEqual(status, 404)
+
+    def test_progress_arrives_as_an_event_stream_before_the_answer(self):
+        sid, _ = self.initialize()
+        status, headers, body = self.request("POST", {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "p-1"}}}, {"Mcp-Session-Id": sid})
+        self.assertEqual((status, headers["Content-Type"]), (200, "text/event-stream"))
+        events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+        self.assertEqual([e.get("method") for e in events], ["notifications/progress"] * 3 + [None])
+        self.assertEqual([e["params"]["progressToken"] for e in events[:3]], ["p-1"] * 3)
+        self.assertEqual(events[3]["id"], 5)
+        # Without a token there is nothing to report: a plain JSON answer.
+        status, headers, body = self.request("POST", {"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+            "name": "test_tool_with_progress"}}, {"Mcp-Session-Id": sid})
+        self.assertEqual((status, headers["Content-Type"], body["id"]), (200, "application/json", 6))
+
+    def test_dns_rebinding_protection(self):
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        status, _, _ = self.request("POST", init, {"Host": "evil.example.com"})
+        self.assertEqual(status, 403)
+        status, _, _ = self.request("POST", init, {"Origin": "https://evil.example.com"})
+        self.assertEqual(status, 403)
+        for host in (f"localhost:{self.port}", f"127.0.0.1:{self.port}", "[::1]"):
+            status, _, _ = self.request("POST", init, {"Host": host, "Origin": f"http://{host}"})
+            self.assertEqual(status, 200, host)
+
+    def test_health(self):
+        status, _, body = self.request("GET", None, path="/health")
+        self.assertEqual((status, body), (200, {"status": "ok"}))
+
+
+if __name__ == "__main__":
+    unittest.main()
