@@ -20,5 +20,7 @@ void add_token_command(CLI::App& app, int& exit_code);
 void add_mcp_command(CLI::App& app, int& exit_code);
 // `mcpgate sample-server`: an MCP server to put behind the gateway.
 void add_sample_server_command(CLI::App& app, int& exit_code);
+// `mcpgate demo`: the lab in one command.
+void add_demo_command(CLI::App& app, int& exit_code);
 
 }  // namespace mcpgate::app

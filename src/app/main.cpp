@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   mcpgate::app::add_token_command(app, exit_code);
   mcpgate::app::add_mcp_command(app, exit_code);
   mcpgate::app::add_sample_server_command(app, exit_code);
+  mcpgate::app::add_demo_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
