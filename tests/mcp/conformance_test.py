@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""The official MCP conformance suite (@modelcontextprotocol/conformance 0.1.16, every active
+server scenario) against `mcpgate sample-server`, and again through `mcpgate gateway` in front
+of it. Known gaps are listed in conformance-baseline.yml; the suite fails on anything else, and
+on a baseline entry that passes. Everything on 127.0.0.1 (the suite wants a localhost URL)."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+from gateway import MCPGATE, Gateway  # noqa: E402
+
+SUITE = os.path.join(ROOT, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
+SHIM = os.path.join(ROOT, "tests", "support", "node20-glob.mjs")
+BASELINE = os.path.join(HERE, "conformance-baseline.yml")
+EXPECTED = 30  # active server scenarios in 0.1.16
+
+
+class Conformance(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        ready = os.path.join(cls.dir.name, "ready.json")
+        cls.server = subprocess.Popen([MCPGATE, "sample-server", "--listen", "127.0.0.1:0", "--ready-file", ready,
+                                       "--threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not os.path.exists(ready):
+            if cls.server.poll() is not None or time.time() > deadline:
+                cls.tearDownClass()
+                raise AssertionError("sample-server did not start")
+            time.sleep(0.02)
+        with open(ready) as f:
+            cls.url = json.load(f)["mcp"][0]
+        origin = cls.url.rsplit("/", 1)[0]
+        cls.gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends: {{sample: {{url: "{origin}"}}}}
+apis:
+  - {{name: mcp, path: /mcp, type: mcp, backend: sample, allowed_hosts: [localhost, 127.0.0.1]}}
+""").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "gw", None):
+            cls.gw.cleanup()
+        if cls.server.poll() is None:
+            cls.server.send_signal(signal.SIGTERM)
+            cls.server.wait(10)
+        cls.dir.cleanup()
+
+    def run_suite(self, url, name):
+        out = os.path.join(self.dir.name, name)
+        r = subprocess.run(["node", "--import", SHIM, SUITE, "server", "--url", url.replace("127.0.0.1", "localhost"),
+                            "-o", out, "--expected-failures", BASELINE],
+                           capture_output=True, text=True, timeout=600, cwd=self.dir.name)
+        self.assertEqual(r.returncode, 0, r.stdout[-4000:] + r.stderr[-2000:])
+        summary = r.stdout[r.stdout.rfind("=== SUMMARY ==="):]
+        self.assertIn("Total:", summary)
+        runs = glob.glob(os.path.join(out, "server-*", "checks.json"))
+        self.assertEqual(len(runs), EXPECTED, summary)
+        with open(BASELINE) as f:
+            expected_failures = {l.strip()[2:] for l in f if l.strip().startswith("- ")}
+        for path in runs:
+            scenario = os.path.basename(os.path.dirname(path))[len("server-"):].rsplit("-", 6)[0]
+            with open(path) as f:
+                checks = json.load(f)
+            failed = [c["id"] for c in checks if c["status"] == "FAILURE"]
+            if scenario in expected_failures:
+                self.assertTrue(failed, scenario)
+            else:
+                self.assertEqual(failed, [], scenario)
+        return summary
+
+    def test_sample_server(self):
+        self.run_suite(self.url, "direct")
+
+    def test_through_the_gateway(self):
+        self.run_suite(self.gw.url + "/mcp", "gateway")
+
+
+if __name__ == "__main__":
+    unittest.main()
