@@ -154,4 +154,51 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+bool BodyStream::write(std::string chunk) {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || detached_) return false;
+    pending_ += chunk;
+    wake = wake_;
+  }
+  if (wake) wake();
+  return true;
+}
+
+void BodyStream::close() {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    wake = wake_;
+  }
+  if (wake) wake();
+}
+
+bool BodyStream::open() const {
+  std::lock_guard lock(mu_);
+  return !closed_ && !detached_;
+}
+
+bool BodyStream::take(std::string& out) {
+  std::lock_guard lock(mu_);
+  out.swap(pending_);
+  pending_.clear();
+  return closed_;
+}
+
+void BodyStream::on_data(std::function<void()> wake) {
+  std::lock_guard lock(mu_);
+  wake_ = std::move(wake);
+}
+
+void BodyStream::detach() {
+  std::lock_guard lock(mu_);
+  detached_ = true;
+  wake_ = nullptr;
+  pending_.clear();
+}
+
 }  // namespace mcpgate::http

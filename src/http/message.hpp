@@ -1,7 +1,12 @@
-// http: plain request/response values for handlers that need no streaming (the emulator, admin
-// endpoints), form and query parsing, URL decoding. No sockets and no Beast types here.
+// http: plain request/response values for handlers (the emulator, admin endpoints, the sample MCP
+// server; a body may also be a BodyStream written later), form and query parsing, URL decoding.
+// No sockets and no Beast types here.
 #pragma once
 
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,10 +42,35 @@ struct Request {
   std::string_view query() const;  // after '?', without it
 };
 
+// A response body produced after the handler has returned (an event stream that waits for
+// something else to happen): its owner writes chunks and closes it from any thread; the server
+// sends each chunk as it comes and ends the response on close.
+class BodyStream {
+ public:
+  // False once the stream is closed or the client is gone: nothing more will be sent.
+  bool write(std::string chunk);
+  void close();
+  bool open() const;
+
+  // For the server: takes what has been written so far (all of it), and whether the stream is
+  // closed; `wake` runs (on the writer's thread) whenever there is more to take.
+  bool take(std::string& out);
+  void on_data(std::function<void()> wake);
+  void detach();  // the client is gone
+
+ private:
+  mutable std::mutex mu_;
+  std::string pending_;
+  bool closed_ = false;
+  bool detached_ = false;
+  std::function<void()> wake_;
+};
+
 struct Response {
   int status = 200;
   Headers headers;
   std::string body;
+  std::shared_ptr<BodyStream> stream;  // when set: sent after `body`, chunked, until closed
 };
 
 // application/x-www-form-urlencoded (also query strings): '+' is a space, %XX escapes. Returns

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -89,7 +90,19 @@ struct RpcError {
   int code;
   std::string message;
 };
-using Outcome = std::variant<Json, RpcError>;
+struct Deferred;
+// A result, an error, or a question for the client whose answer finishes the call.
+using Outcome = std::variant<Json, RpcError, std::shared_ptr<Deferred>>;
+struct Deferred {
+  std::string method;  // sampling/createMessage, elicitation/create
+  Json params;
+  std::function<Outcome(const Json& reply)> finish;  // given the client's JSON-RPC response
+};
+
+Outcome ask(std::string method, Json params, std::function<Outcome(const Json&)> finish) {
+  return std::make_shared<Deferred>(
+      Deferred{std::move(method), std::move(params), std::move(finish)});
+}
 
 Outcome tool_result(JsonArray content, bool is_error = false) {
   JsonObject o;
@@ -168,6 +181,112 @@ std::vector<Tool> make_tools() {
                  c.progress(100, 100, "Done");
                  return tool_result({text_content("Progress test completed")});
                }});
+  // Tools that ask the client something (sampling, elicitation) before they answer.
+  t.push_back({"test_sampling", "Asks the client's model to complete a prompt (sampling).",
+               schema(R"({"type":"object","properties":{"prompt":{"type":"string",)"
+                      R"("description":"The prompt to send"}},"required":["prompt"]})"),
+               [](Call& c) -> Outcome {
+                 const Json* p = c.arg("prompt");
+                 const std::string prompt = p && p->is_string() ? p->as_string() : "Hello";
+                 return ask(
+                     "sampling/createMessage",
+                     obj({{"messages",
+                           arr({obj({{"role", str("user")}, {"content", text_content(prompt)}})})},
+                          {"maxTokens", num(100)}}),
+                     [](const Json& reply) -> Outcome {
+                       const Json* result = reply.find("result");
+                       const Json* content = result ? result->find("content") : nullptr;
+                       const std::string* text =
+                           content && content->is_object() ? content->find_string("text") : nullptr;
+                       if (!text)
+                         return tool_result(
+                             {text_content("Sampling not supported or error: " +
+                                           (reply.find("error") ? reply.find("error")->dump()
+                                                                : std::string("no text")))});
+                       return tool_result({text_content("LLM response: " + *text)});
+                     });
+               }});
+  const auto elicited = [](const Json& reply) -> Outcome {
+    const Json* result = reply.find("result");
+    if (!result || !result->is_object())
+      return tool_result({text_content("Elicitation failed: " + (reply.find("error")
+                                                                     ? reply.find("error")->dump()
+                                                                     : std::string("no result")))});
+    const std::string* action = result->find_string("action");
+    const Json* content = result->find("content");
+    return tool_result({text_content("User response: action=" + (action ? *action : "?") +
+                                     ", content=" + (content ? content->dump() : "{}"))});
+  };
+  t.push_back({"test_elicitation", "Asks the user for information (elicitation).",
+               schema(R"({"type":"object","properties":{"message":{"type":"string",)"
+                      R"("description":"What to ask"}},"required":["message"]})"),
+               [elicited](Call& c) -> Outcome {
+                 const Json* m = c.arg("message");
+                 return ask(
+                     "elicitation/create",
+                     obj({{"message", str(m && m->is_string() ? m->as_string() : "Please respond")},
+                          {"requestedSchema",
+                           schema(R"({"type":"object","properties":{"response":)"
+                                  R"({"type":"string","description":"User's response"}},)"
+                                  R"("required":["response"]})")}}),
+                     elicited);
+               }});
+  t.push_back(
+      {"test_elicitation_sep1034_defaults",
+       "Asks for a form whose fields have defaults (SEP-1034).", no_args,
+       [elicited](Call&) -> Outcome {
+         return ask(
+             "elicitation/create",
+             obj({{"message", str("Please review and update the form fields with defaults")},
+                  {"requestedSchema",
+                   schema(
+                       R"({"type":"object","required":[],"properties":{)"
+                       R"("name":{"type":"string","description":"User name","default":"John Doe"},)"
+                       R"("age":{"type":"integer","description":"User age","default":30},)"
+                       R"("score":{"type":"number","description":"User score","default":95.5},)"
+                       R"("status":{"type":"string","description":"User status",)"
+                       R"("enum":["active","inactive","pending"],"default":"active"},)"
+                       R"("verified":{"type":"boolean","description":"Verification status",)"
+                       R"("default":true}}})")}}),
+             elicited);
+       }});
+  t.push_back(
+      {"test_elicitation_sep1330_enums", "Asks to choose from enums of every shape (SEP-1330).",
+       no_args, [elicited](Call&) -> Outcome {
+         return ask(
+             "elicitation/create",
+             obj({{"message", str("Please select options from the enum fields")},
+                  {"requestedSchema",
+                   schema(
+                       R"({"type":"object","required":[],"properties":{)"
+                       R"("untitledSingle":{"type":"string","description":"Select one option",)"
+                       R"("enum":["option1","option2","option3"]},)"
+                       R"("titledSingle":{"type":"string","description":"Select one titled option",)"
+                       R"("oneOf":[{"const":"value1","title":"First Option"},)"
+                       R"({"const":"value2","title":"Second Option"},)"
+                       R"({"const":"value3","title":"Third Option"}]},)"
+                       R"("legacyEnum":{"type":"string","description":"Select one, legacy names",)"
+                       R"("enum":["opt1","opt2","opt3"],"enumNames":["Option One","Option Two","Option Three"]},)"
+                       R"("untitledMulti":{"type":"array","description":"Select several options",)"
+                       R"("minItems":1,"maxItems":3,"items":{"type":"string","enum":["option1","option2","option3"]}},)"
+                       R"("titledMulti":{"type":"array","description":"Select several titled options",)"
+                       R"("minItems":1,"maxItems":3,"items":{"anyOf":[{"const":"value1","title":"First Choice"},)"
+                       R"({"const":"value2","title":"Second Choice"},{"const":"value3","title":"Third Choice"}]}}}})")}}),
+             elicited);
+       }});
+  t.push_back(
+      {"json_schema_2020_12_tool",
+       "A tool whose input schema uses JSON Schema 2020-12 "
+       "($schema, $defs, $ref; SEP-1613).",
+       schema(R"({"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",)"
+              R"("$defs":{"address":{"type":"object","properties":{"street":{"type":"string"},)"
+              R"("city":{"type":"string"}}}},"properties":{"name":{"type":"string"},)"
+              R"("address":{"$ref":"#/$defs/address"}},"additionalProperties":false})"),
+       [](Call& c) -> Outcome {
+         const Json* args = c.params.find("arguments");
+         return tool_result({text_content("JSON Schema 2020-12 tool called with: " +
+                                          (args ? args->dump() : std::string("{}")))});
+       }});
   t.push_back(
       {"test_error_handling", "Always fails, as a tool error.", no_args, [](Call&) -> Outcome {
          return tool_result({text_content("This tool intentionally returns an error for "
@@ -264,7 +383,16 @@ struct Session {
   std::string protocol_version;
   std::string log_level = "info";
   std::list<std::string>::iterator lru;
+  // Our requests to the client, by id, and what finishes when the answer comes.
+  std::map<std::int64_t, std::function<void(const Json& reply)>> waiting;
+  std::int64_t next_request = 1;
 };
+
+constexpr std::size_t kMaxWaiting = 32;  // open questions per session
+
+std::string event(int id, const Json& message) {
+  return "id: " + std::to_string(id) + "\nevent: message\ndata: " + message.dump() + "\n\n";
+}
 
 std::string new_session_id() {
   thread_local std::random_device rd;
@@ -364,6 +492,36 @@ struct SampleServer::Impl {
     return true;
   }
 
+  // Registers a question for the client; its id, or nullopt when the session is gone or has
+  // too many open questions.
+  std::optional<std::int64_t> await_reply(const std::string& session,
+                                          std::function<void(const Json&)> on_reply) {
+    std::lock_guard lock(mu);
+    const auto it = sessions.find(session);
+    if (it == sessions.end() || it->second.waiting.size() >= kMaxWaiting) return std::nullopt;
+    const std::int64_t id = it->second.next_request++;
+    it->second.waiting.emplace(id, std::move(on_reply));
+    return id;
+  }
+
+  // The client's answer to one of our questions: true when it was awaited.
+  bool deliver(const std::string& session, const Json& reply) {
+    const Json* id = reply.find("id");
+    if (!id || !id->is_number()) return false;
+    std::function<void(const Json&)> on_reply;
+    {
+      std::lock_guard lock(mu);
+      const auto it = sessions.find(session);
+      if (it == sessions.end()) return false;
+      const auto w = it->second.waiting.find(static_cast<std::int64_t>(id->as_number().value));
+      if (w == it->second.waiting.end()) return false;
+      on_reply = std::move(w->second);
+      it->second.waiting.erase(w);
+    }
+    on_reply(reply);
+    return true;
+  }
+
   void set_log_level(const std::string& id, std::string level) {
     std::lock_guard lock(mu);
     if (const auto it = sessions.find(id); it != sessions.end())
@@ -451,6 +609,38 @@ struct SampleServer::Impl {
     return RpcError{-32601, "Method not found: " + core::printable(method, 100)};
   }
 
+  static Json answer_for(const Json& id, const Outcome& outcome) {
+    if (const auto* result = std::get_if<Json>(&outcome))
+      return obj({{"jsonrpc", str("2.0")}, {"id", id}, {"result", *result}});
+    if (const auto* error = std::get_if<RpcError>(&outcome))
+      return rpc_error(id, error->code, error->message);
+    return rpc_error(id, -32603, "Internal error: a call asked the client twice");
+  }
+
+  // A call that needs the client's answer first: an event stream with our request, kept open
+  // until the client POSTs its answer, then the call's result, and the end.
+  http::Response ask_client(const std::string& session, const Json& call_id, const Call& call,
+                            const Deferred& deferred) {
+    auto stream = std::make_shared<http::BodyStream>();
+    auto events = std::make_shared<int>(0);
+    const auto asked = await_reply(
+        session, [stream, events, call_id, finish = deferred.finish](const Json& reply) {
+          stream->write(event(++*events, answer_for(call_id, finish(reply))));
+          stream->close();
+        });
+    if (!asked) return json_answer(200, rpc_error(call_id, -32603, "Too many open requests"));
+    http::Response r;
+    r.headers.set("Content-Type", "text/event-stream");
+    r.headers.set("Cache-Control", "no-cache");
+    for (const auto& n : call.notifications) r.body += event(++*events, n);
+    r.body += event(++*events, obj({{"jsonrpc", str("2.0")},
+                                    {"id", num(static_cast<double>(*asked))},
+                                    {"method", str(deferred.method)},
+                                    {"params", deferred.params}}));
+    r.stream = std::move(stream);
+    return r;
+  }
+
   http::Response post(const http::Request& req) {
     const auto accept = req.headers.get("Accept").value_or("");
     if (accept.find("application/json") == std::string_view::npos ||
@@ -517,16 +707,16 @@ struct SampleServer::Impl {
     }
     if (!method || !id) {
       // A notification, or the client's answer to a request of ours: accepted, no body.
+      if (!method && id) deliver(session, msg);
       http::Response r;
       r.status = 202;
       return r;
     }
     Call call{*params, {}};
     auto outcome = dispatch(*method, *params, call, session);
-    Json answer =
-        std::holds_alternative<Json>(outcome)
-            ? obj({{"jsonrpc", str("2.0")}, {"id", *id}, {"result", std::get<Json>(outcome)}})
-            : rpc_error(*id, std::get<RpcError>(outcome).code, std::get<RpcError>(outcome).message);
+    if (auto* deferred = std::get_if<std::shared_ptr<Deferred>>(&outcome))
+      return ask_client(session, *id, call, **deferred);
+    const Json answer = answer_for(*id, outcome);
     if (call.notifications.empty()) return json_answer(200, answer);
     // Notifications first, then the answer, as one event stream that ends with it.
     http::Response r;

@@ -1,8 +1,9 @@
 // mcp: `mcpgate sample-server`, a real MCP server over Streamable HTTP (2025-06-18 and 2025-11-25)
 // to put behind the gateway: sessions, JSON answers, event-stream answers for calls that send
-// notifications first (logging, progress), DELETE; tools, resources and prompts for the demo and
-// for the conformance suite's server scenarios. A pure request → response handler: the app serves
-// it with net::HttpServer.
+// notifications first (logging, progress) or ask the client something (sampling, elicitation:
+// the stream stays open until the client POSTs its answer), DELETE; tools, resources and prompts
+// for the demo and for the conformance suite's server scenarios. A request → response handler:
+// the app serves it with net::HttpServer.
 #pragma once
 
 #include <cstddef>

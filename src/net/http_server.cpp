@@ -5,16 +5,22 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <iostream>
 #include <thread>
 
@@ -75,6 +81,66 @@ struct HttpServer::Impl {
       std::cerr << "mcpgate: handler failed: " << e.what() << "\n";
       return local_error(500, "Internal server error");
     }
+  }
+
+  // A response whose body arrives later (http::BodyStream): the head, then each piece as it is
+  // written, chunked (HTTP/1.0: until the connection closes), within the idle timeout between
+  // pieces. False when the connection cannot serve another request.
+  template <class Stream>
+  awaitable<bool> stream_body(Stream& stream, http::Response answer, unsigned version,
+                              bool keep_alive) {
+    auto& lowest = beast::get_lowest_layer(stream);
+    auto body = answer.stream;
+    struct Detach {
+      std::shared_ptr<http::BodyStream> s;
+      ~Detach() { s->detach(); }
+    } detach{body};
+    const bool chunked = version >= 11;
+    bhttp::response<bhttp::empty_body> head;
+    head.version(version);
+    head.result(static_cast<unsigned>(answer.status));
+    for (auto& [name, value] : answer.headers.fields()) head.insert(name, value);
+    head.keep_alive(keep_alive && chunked);
+    if (chunked) head.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{head};
+    lowest.expires_after(options.read_timeout);
+    auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, kTuple);
+    (void)hn;
+    if (hec) co_return false;
+    // Wake-ups come from the writer's thread: posted to this connection's thread, where they
+    // cancel the wait below (a wake-up before the wait just makes the next wait return at once).
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    body->on_data(
+        [timer, ex = timer->get_executor()] { asio::post(ex, [timer] { timer->cancel(); }); });
+    std::string piece = std::move(answer.body);
+    for (;;) {
+      std::string more;
+      const bool closed = body->take(more);
+      piece += more;
+      if (!piece.empty()) {
+        std::string wire = piece;
+        if (chunked) {
+          char size[20];
+          std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+          wire = size + piece + "\r\n";
+        }
+        lowest.expires_after(options.idle_timeout);
+        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(wire), kTuple);
+        (void)wn;
+        if (wec) co_return false;
+        piece.clear();
+      }
+      if (closed) break;
+      timer->expires_after(options.idle_timeout);
+      auto [tec] = co_await timer->async_wait(kTuple);
+      if (!tec) co_return false;  // nothing for a whole idle timeout: give up on it
+    }
+    if (!chunked) co_return false;
+    lowest.expires_after(options.read_timeout);
+    auto [eec, en] =
+        co_await asio::async_write(stream, asio::buffer(std::string_view("0\r\n\r\n")), kTuple);
+    (void)en;
+    co_return !eec && keep_alive;
   }
 
   template <class Stream>
@@ -139,7 +205,12 @@ struct HttpServer::Impl {
       req.tls = tls;
       const bool keep_alive = breq.keep_alive() && !stopped.load();
       const unsigned version = breq.version();
-      auto res = to_beast(call_handler(std::move(req)), version, keep_alive);
+      http::Response answer = call_handler(std::move(req));
+      if (answer.stream) {
+        if (!co_await stream_body(stream, std::move(answer), version, keep_alive)) co_return;
+        continue;
+      }
+      auto res = to_beast(std::move(answer), version, keep_alive);
       lowest.expires_after(options.read_timeout);
       auto [wec, wn] = co_await bhttp::async_write(stream, res, kTuple);
       (void)wn;

@@ -1,5 +1,6 @@
 // net: an HTTP/1.1 server (plain and TLS listeners, keep-alive, bounded heads and bodies,
-// timeouts) for handlers that answer whole responses: the emulator and admin endpoints. The
+// timeouts) for handlers that answer at once: the emulator, admin endpoints and the sample MCP
+// server, whose answer may end with an http::BodyStream sent chunked as it is written. The
 // gateway's streaming loop reuses the listener and TLS parts (DESIGN.md §2).
 #pragma once
 

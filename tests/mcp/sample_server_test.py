@@ -120,6 +120,40 @@ class SampleServer(unittest.TestCase):
             "name": "test_tool_with_progress"}}, {"Mcp-Session-Id": sid})
         self.assertEqual((status, headers["Content-Type"], body["id"]), (200, "application/json", 6))
 
+    def test_sampling_keeps_the_call_open_until_the_client_answers(self):
+        sid, _ = self.initialize()
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("POST", "/mcp", body=json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+                "name": "test_sampling", "arguments": {"prompt": "2+2?"}}}), headers={
+                "Host": f"localhost:{self.port}", "Accept": ACCEPT, "Content-Type": "application/json",
+                "Mcp-Session-Id": sid})
+            r = c.getresponse()
+            self.assertEqual((r.status, r.getheader("Content-Type"), r.getheader("Transfer-Encoding")),
+                             (200, "text/event-stream", "chunked"))
+
+            def next_message():
+                while True:
+                    line = r.readline().decode()  # chunked decoding, line by line
+                    self.assertTrue(line, "the stream ended early")
+                    if line.startswith("data: "):
+                        return json.loads(line[6:])
+            ask = next_message()  # arrives while the call is still open
+            self.assertEqual(ask["method"], "sampling/createMessage")
+            self.assertEqual(ask["params"]["messages"][0]["content"]["text"], "2+2?")
+            # An answer to a question never asked is accepted and ignored.
+            status, _, _ = self.request("POST", {"jsonrpc": "2.0", "id": 424242, "result": {}}, {"Mcp-Session-Id": sid})
+            self.assertEqual(status, 202)
+            status, _, _ = self.request("POST", {"jsonrpc": "2.0", "id": ask["id"], "result": {
+                "role": "assistant", "content": {"type": "text", "text": "4"}, "model": "m", "stopReason": "endTurn"}},
+                {"Mcp-Session-Id": sid})
+            self.assertEqual(status, 202)
+            result = next_message()
+            self.assertEqual((result["id"], result["result"]["content"][0]["text"]), (9, "LLM response: 4"))
+            self.assertEqual(r.read(), b"\n")  # the last event's blank line, then the end
+        finally:
+            c.close()
+
     def test_dns_rebinding_protection(self):
         init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
         status, _, _ = self.request("POST", init, {"Host": "evil.example.com"})
