@@ -46,5 +46,27 @@ TEST(Request, PathAndQuery) {
   EXPECT_EQ(r.query(), "");
 }
 
+TEST(BodyStream, WritesWakeTheReaderUntilClosedOrDetached) {
+  BodyStream s;
+  int wakes = 0;
+  s.on_data([&] { ++wakes; });
+  EXPECT_TRUE(s.write("a"));
+  EXPECT_TRUE(s.write("b"));
+  std::string out;
+  EXPECT_FALSE(s.take(out));  // not closed yet
+  EXPECT_EQ(out, "ab");
+  s.close();
+  EXPECT_EQ(wakes, 3);
+  EXPECT_FALSE(s.write("late"));  // nothing after close
+  EXPECT_TRUE(s.take(out));
+  EXPECT_EQ(out, "");
+  BodyStream gone;
+  gone.on_data([&] { ++wakes; });
+  gone.detach();  // the client left: writers learn it, nobody is woken
+  EXPECT_FALSE(gone.open());
+  EXPECT_FALSE(gone.write("x"));
+  EXPECT_EQ(wakes, 3);
+}
+
 }  // namespace
 }  // namespace mcpgate::http
