@@ -386,6 +386,9 @@ struct Session {
   // Our requests to the client, by id, and what finishes when the answer comes.
   std::map<std::int64_t, std::function<void(const Json& reply)>> waiting;
   std::int64_t next_request = 1;
+  // The standalone GET stream, while the client holds it open; and its event count.
+  std::shared_ptr<http::BodyStream> listener;
+  int listener_events = 0;
 };
 
 constexpr std::size_t kMaxWaiting = 32;  // open questions per session
@@ -474,6 +477,7 @@ struct SampleServer::Impl {
   std::string open_session(std::string version) {
     std::lock_guard lock(mu);
     if (sessions.size() >= options.max_sessions && !lru.empty()) {
+      if (auto& ended = sessions[lru.back()]; ended.listener) ended.listener->close();
       sessions.erase(lru.back());
       lru.pop_back();
     }
@@ -487,9 +491,38 @@ struct SampleServer::Impl {
     std::lock_guard lock(mu);
     const auto it = sessions.find(id);
     if (it == sessions.end()) return false;
+    if (it->second.listener) it->second.listener->close();
     lru.erase(it->second.lru);
     sessions.erase(it);
     return true;
+  }
+
+  // GET: the session's stream for messages the server sends on its own. One at a time (409 for
+  // a second while the first is open, as the transport allows).
+  http::Response listen(const std::string& id) {
+    auto stream = std::make_shared<http::BodyStream>();
+    {
+      std::lock_guard lock(mu);
+      const auto it = sessions.find(id);
+      if (it == sessions.end()) return transport_error(404, -32001, "Session not found");
+      auto& s = it->second;
+      if (s.listener && s.listener->open())
+        return transport_error(409, -32000, "Conflict: this session's stream is already open");
+      s.listener = stream;
+    }
+    http::Response r;
+    r.headers.set("Content-Type", "text/event-stream");
+    r.headers.set("Cache-Control", "no-cache");
+    r.stream = std::move(stream);
+    return r;
+  }
+
+  // A message the server sends on its own: on the session's GET stream when one is open.
+  void push(const std::string& id, const Json& message) {
+    std::lock_guard lock(mu);
+    const auto it = sessions.find(id);
+    if (it == sessions.end() || !it->second.listener) return;
+    it->second.listener->write(event(++it->second.listener_events, message));
   }
 
   // Registers a question for the client; its id, or nullopt when the session is gone or has
@@ -578,7 +611,14 @@ struct SampleServer::Impl {
       return RpcError{-32002, "Resource not found: " + core::printable(*uri, 200)};
     }
     if (method == "resources/subscribe" || method == "resources/unsubscribe") {
-      if (!params.find_string("uri")) return RpcError{-32602, method + " needs params.uri"};
+      const std::string* uri = params.find_string("uri");
+      if (!uri) return RpcError{-32602, method + " needs params.uri"};
+      // The watched resource "changes" as soon as someone subscribes: the update goes out on
+      // the session's GET stream, if the client listens.
+      if (method == "resources/subscribe" && *uri == "test://watched-resource")
+        push(session, obj({{"jsonrpc", str("2.0")},
+                           {"method", str("notifications/resources/updated")},
+                           {"params", obj({{"uri", str(*uri)}})}}));
       return Json(JsonObject{});
     }
     if (method == "prompts/list") {
@@ -748,9 +788,17 @@ struct SampleServer::Impl {
       r.status = 200;
       return r;
     }
-    // No server-initiated stream yet: GET is not offered (the transport allows 405).
+    if (req.method == "GET") {
+      if (req.headers.get("Accept").value_or("").find("text/event-stream") ==
+          std::string_view::npos)
+        return transport_error(406, -32000, "Not Acceptable: the stream is text/event-stream");
+      const auto id = req.headers.get("Mcp-Session-Id");
+      if (!id)
+        return transport_error(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+      return listen(std::string(*id));
+    }
     auto r = transport_error(405, -32000, "Method not allowed");
-    r.headers.set("Allow", "POST, DELETE");
+    r.headers.set("Allow", "GET, POST, DELETE");
     return r;
   }
 };

@@ -101,8 +101,10 @@ class SampleServer(unittest.TestCase):
         self.assertEqual((status, body["error"]["code"]), (400, -32600))
         status, _, body = self.request("POST", {"jsonrpc": "2.0", "id": 7, "method": "nope/nope"}, s)
         self.assertEqual((status, body["id"], body["error"]["code"]), (200, 7, -32601))
-        status, headers, _ = self.request("GET", None, s)
-        self.assertEqual((status, headers["Allow"]), (405, "POST, DELETE"))
+        status, headers, _ = self.request("PUT", "{}", s)
+        self.assertEqual((status, headers["Allow"]), (405, "GET, POST, DELETE"))
+        status, _, _ = self.request("GET", None, {**s, "Accept": "application/json"})
+        self.assertEqual(status, 406)
         status, _, _ = self.request("POST", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, s, path="/other")
         self.assertEqual(status, 404)
 
@@ -151,6 +153,32 @@ class SampleServer(unittest.TestCase):
             result = next_message()
             self.assertEqual((result["id"], result["result"]["content"][0]["text"]), (9, "LLM response: 4"))
             self.assertEqual(r.read(), b"\n")  # the last event's blank line, then the end
+        finally:
+            c.close()
+
+    def test_the_get_stream_carries_what_the_server_sends_on_its_own(self):
+        sid, _ = self.initialize()
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            c.request("GET", "/mcp", headers={"Host": f"localhost:{self.port}", "Accept": "text/event-stream",
+                                              "Mcp-Session-Id": sid})
+            r = c.getresponse()
+            self.assertEqual((r.status, r.getheader("Content-Type")), (200, "text/event-stream"))
+            status, _, _ = self.request("GET", None, {"Mcp-Session-Id": sid, "Accept": "text/event-stream"})
+            self.assertEqual(status, 409)  # one stream per session
+            status, _, body = self.request("POST", {"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
+                                                    "params": {"uri": "test://watched-resource"}}, {"Mcp-Session-Id": sid})
+            self.assertEqual((status, body["result"]), (200, {}))
+            while True:
+                line = r.readline().decode()
+                if line.startswith("data: "):
+                    break
+            update = json.loads(line[6:])
+            self.assertEqual(update, {"jsonrpc": "2.0", "method": "notifications/resources/updated",
+                                      "params": {"uri": "test://watched-resource"}})
+            status, _, _ = self.request("DELETE", None, {"Mcp-Session-Id": sid})
+            self.assertEqual(status, 200)
+            self.assertEqual(r.read(), b"\n")  # the session ended: so does its stream
         finally:
             c.close()
 
