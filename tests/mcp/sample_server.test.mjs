@@ -1,12 +1,14 @@
 // `mcpgate sample-server` with the official MCP TypeScript SDK client: directly, and through
 // `mcpgate gateway`. Tools (with progress and logging notifications on an event-stream answer),
-// resources, prompts, ping, logging level, completion, and the session ended with DELETE.
+// resources, prompts, ping, logging level, completion, and the session ended with DELETE. And
+// MCP Inspector's CLI (@modelcontextprotocol/inspector-cli 1.0.3) on the same server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -119,3 +121,26 @@ for (const [where, url] of [['directly', () => serverUrl], ['through the gateway
     await client.close();
   });
 }
+
+// The Inspector CLI finds its own package.json through `../package.json` relative to the working
+// directory, so it runs from a folder one level under the repository (tests/).
+const inspector = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '@modelcontextprotocol',
+  'inspector-cli', 'build', 'cli.js');
+function inspect(url, ...args) {
+  const out = execFileSync(process.execPath, [inspector, '--cli', url, '--transport', 'http', ...args], {
+    cwd: join(dirname(fileURLToPath(import.meta.url)), '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 60000,
+  });
+  return JSON.parse(out);
+}
+
+test('MCP Inspector CLI lists and calls tools, directly and through the gateway', () => {
+  for (const url of [serverUrl, `${gateway.url}/mcp`]) {
+    const listed = inspect(url, '--method', 'tools/list');
+    assert.ok(listed.tools.some((t) => t.name === 'add'), url);
+    const called = inspect(url, '--method', 'tools/call', '--tool-name', 'add', '--tool-arg', 'a=20', '--tool-arg', 'b=22');
+    assert.equal(called.content[0].text, '42', url);
+    const read = inspect(url, '--method', 'resources/read', '--uri', 'test://static-text');
+    assert.equal(read.contents[0].uri, 'test://static-text', url);
+  }
+});
