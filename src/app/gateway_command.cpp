@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "app/commands.hpp"
+#include "app/ready_file.hpp"
 #include "config/config.hpp"
 #include "core/json.hpp"
 #include "net/http_server.hpp"
@@ -150,11 +151,7 @@ int run_gateway(const GatewayCommand& o) {
     ready.emplace_back("admin", core::Json("http://" + b.host + ":" + std::to_string(b.port)));
   }
   const std::string ready_json = core::Json(std::move(ready)).dump();
-  if (!o.ready_file.empty()) {
-    const std::string tmp = o.ready_file + ".tmp";
-    std::ofstream(tmp) << ready_json << "\n";
-    std::rename(tmp.c_str(), o.ready_file.c_str());
-  }
+  write_ready_file(o.ready_file, ready_json);
   {
     std::lock_guard lock(log_mu);
     std::cerr << "mcpgate gateway: ready " << ready_json << std::endl;

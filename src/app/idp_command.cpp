@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "app/commands.hpp"
+#include "app/ready_file.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "core/time.hpp"
@@ -239,11 +240,7 @@ int run_serve(const Common& c, const ServeOptions& o) {
               << " /usr/local/share/ca-certificates/mcpgate-idp.crt && update-ca-certificates\n";
   }
   const std::string ready_json = Json(std::move(ready)).dump();
-  if (!o.ready_file.empty()) {
-    const std::string tmp = o.ready_file + ".tmp";
-    std::ofstream(tmp) << ready_json << "\n";
-    std::rename(tmp.c_str(), o.ready_file.c_str());
-  }
+  write_ready_file(o.ready_file, ready_json);
   std::cout << "mcpgate idp: ready " << ready_json << std::endl;
 
   int sig = 0;

@@ -3,11 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include "app/commands.hpp"
+#include "app/ready_file.hpp"
 #include "core/json.hpp"
 #include "mcp/sample_server.hpp"
 #include "net/http_server.hpp"
@@ -61,11 +60,7 @@ int run_sample(const SampleOptions& o) {
   core::JsonObject ready;
   ready.emplace_back("mcp", core::Json(std::move(urls)));
   const std::string ready_json = core::Json(std::move(ready)).dump();
-  if (!o.ready_file.empty()) {
-    const std::string tmp = o.ready_file + ".tmp";
-    std::ofstream(tmp) << ready_json << "\n";
-    std::rename(tmp.c_str(), o.ready_file.c_str());
-  }
+  write_ready_file(o.ready_file, ready_json);
   std::cout << "mcpgate sample-server: ready " << ready_json << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);

@@ -6,14 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { Gateway, MCPGATE, freePort, waitForPort, stopProcess } from '../support/gateway.mjs';
+import { Gateway, freePort, startSampleServer, waitForPort, stopProcess } from '../support/gateway.mjs';
 import { Idp, TENANT } from '../support/idp.mjs';
 
 const require = createRequire(import.meta.url);
@@ -74,14 +73,9 @@ before(async () => {
   secret = idp.cli('secret', 'add', '--app', client).secretText;
   await idp.start();
 
-  const ready = join(dir, 'sample.ready');
-  sample = spawn(MCPGATE, ['sample-server', '--listen', '127.0.0.1:0', '--ready-file', ready], { stdio: 'ignore' });
-  const deadline = Date.now() + 20000;
-  while (!existsSync(ready)) {
-    if (sample.exitCode !== null || Date.now() > deadline) throw new Error('sample-server did not start');
-    await sleep(20);
-  }
-  const sampleOrigin = new URL(JSON.parse(readFileSync(ready, 'utf8')).mcp[0]).origin;
+  const started = await startSampleServer();
+  sample = started.proc;
+  const sampleOrigin = new URL(started.url).origin;
   const port = await freePort();
   // server-everything listens on all interfaces; we only ever talk to it on 127.0.0.1.
   everything = spawn(process.execPath, [everythingJs, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });

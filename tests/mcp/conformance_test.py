@@ -6,17 +6,16 @@ localhost URL)."""
 import glob
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-from gateway import MCPGATE, Gateway  # noqa: E402
+from gateway import Gateway  # noqa: E402
+from sample_server import SampleServer  # noqa: E402
 
 SUITE = os.path.join(ROOT, "node_modules", "@modelcontextprotocol", "conformance", "dist", "index.js")
 SHIM = os.path.join(ROOT, "tests", "support", "node20-glob.mjs")
@@ -27,18 +26,10 @@ class Conformance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.TemporaryDirectory()
-        ready = os.path.join(cls.dir.name, "ready.json")
-        cls.server = subprocess.Popen([MCPGATE, "sample-server", "--listen", "127.0.0.1:0", "--ready-file", ready,
-                                       "--threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while not os.path.exists(ready):
-            if cls.server.poll() is not None or time.time() > deadline:
-                cls.tearDownClass()
-                raise AssertionError("sample-server did not start")
-            time.sleep(0.02)
-        with open(ready) as f:
-            cls.url = json.load(f)["mcp"][0]
-        origin = cls.url.rsplit("/", 1)[0]
+        cls.gw = None
+        cls.server = SampleServer(threads=2).start()
+        cls.url = cls.server.url
+        origin = cls.server.origin
         cls.gw = Gateway(f"""
 listeners: [{{port: 0}}]
 backends: {{sample: {{url: "{origin}"}}}}
@@ -48,11 +39,9 @@ apis:
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "gw", None):
+        if cls.gw:
             cls.gw.cleanup()
-        if cls.server.poll() is None:
-            cls.server.send_signal(signal.SIGTERM)
-            cls.server.wait(10)
+        cls.server.stop()
         cls.dir.cleanup()
 
     def run_suite(self, url, name):

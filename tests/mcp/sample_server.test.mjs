@@ -4,29 +4,18 @@
 // MCP Inspector's CLI (@modelcontextprotocol/inspector-cli 1.0.3) on the same server.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { Gateway, MCPGATE, stopProcess } from '../support/gateway.mjs';
+import { Gateway, startSampleServer, stopProcess } from '../support/gateway.mjs';
 
-let server, serverUrl, gateway, dir;
+let server, serverUrl, gateway;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'mcpgate-sample-'));
-  const ready = join(dir, 'ready.json');
-  server = spawn(MCPGATE, ['sample-server', '--listen', '127.0.0.1:0', '--ready-file', ready], { stdio: 'ignore' });
-  const deadline = Date.now() + 20000;
-  while (!existsSync(ready)) {
-    if (server.exitCode !== null || Date.now() > deadline) throw new Error('sample-server did not start');
-    await sleep(20);
-  }
-  serverUrl = JSON.parse(readFileSync(ready, 'utf8')).mcp[0];
+  ({ proc: server, url: serverUrl } = await startSampleServer());
   const origin = new URL(serverUrl).origin;
   gateway = await new Gateway(`
 listeners: [{address: 127.0.0.1, port: 0}]
@@ -38,7 +27,6 @@ apis: [{name: mcp, path: /mcp, type: mcp, backend: sample}]
 after(async () => {
   await gateway?.stop();
   await stopProcess(server);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function connect(url) {

@@ -6,39 +6,24 @@ notifications, batches refused, DNS-rebinding protection, GET not offered. Every
 import http.client
 import json
 import os
-import signal
-import subprocess
-import tempfile
-import time
+import sys
 import unittest
 
-MCPGATE = os.environ["MCPGATE_BIN"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from sample_server import SampleServer as Server  # noqa: E402
+
 ACCEPT = "application/json, text/event-stream"
 
 
 class SampleServer(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.TemporaryDirectory()
-        ready = os.path.join(cls.dir.name, "ready.json")
-        cls.proc = subprocess.Popen([MCPGATE, "sample-server", "--listen", "127.0.0.1:0", "--ready-file", ready],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while not os.path.exists(ready):
-            if cls.proc.poll() is not None or time.time() > deadline:
-                cls.tearDownClass()
-                raise AssertionError("sample-server did not start")
-            time.sleep(0.02)
-        with open(ready) as f:
-            url = json.load(f)["mcp"][0]
-        cls.port = int(url.split(":")[2].split("/")[0])
+        cls.server = Server().start()
+        cls.port = cls.server.port
 
     @classmethod
     def tearDownClass(cls):
-        if cls.proc.poll() is None:
-            cls.proc.send_signal(signal.SIGTERM)
-            cls.proc.wait(10)
-        cls.dir.cleanup()
+        cls.server.stop()
 
     def request(self, method, body=None, headers=None, path="/mcp"):
         h = {"Host": f"localhost:{self.port}", "Accept": ACCEPT, "Content-Type": "application/json"}

@@ -41,6 +41,21 @@ export async function stopProcess(proc) {
   await exited;
 }
 
+// A real `mcpgate sample-server` on a free loopback port: { proc, url } (url ends in /mcp).
+export async function startSampleServer() {
+  const dir = mkdtempSync(join(tmpdir(), 'mcpgate-sample-'));
+  const ready = join(dir, 'ready.json');
+  const proc = spawn(MCPGATE, ['sample-server', '--listen', '127.0.0.1:0', '--ready-file', ready], { stdio: 'ignore' });
+  const deadline = Date.now() + 20000;
+  while (!existsSync(ready)) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('sample-server did not start');
+    await sleep(20);
+  }
+  const url = JSON.parse(readFileSync(ready, 'utf8')).mcp[0];
+  rmSync(dir, { recursive: true, force: true });
+  return { proc, url };
+}
+
 export class Gateway {
   constructor(configText) {
     this.dir = mkdtempSync(join(tmpdir(), 'mcpgate-gw-'));
