@@ -33,6 +33,8 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
 class IdpTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -88,29 +90,21 @@ class IdpTestCase(unittest.TestCase):
 class LabAndTokens(IdpTestCase):
     def test_lab_snippet_unchanged_but_for_the_host(self):
         tenant_id, client_id, client_secret = TENANT, self.idp.client["appId"], self.idp.secret
-        cwd = os.getcwd()
+        # The lab's Step 3 code as the lab prints it, with its values filled in and
+        # login.microsoftonline.com replaced by the emulator.
+        with open(os.path.join(ROOT, "testdata", "lab", "get_token.py")) as f:
+            code = f.read()
+        code = (code.replace("YOUR_TENANT_ID", tenant_id).replace("YOUR_CLIENT_ID", client_id)
+                .replace("YOUR_CLIENT_SECRET", client_secret)
+                .replace("https://login.microsoftonline.com/", f"https://localhost:{self.idp.port}/"))
         with tempfile.TemporaryDirectory() as d:
-            os.chdir(d)
-            try:
-                # --- the lab's Step 3, with login.microsoftonline.com replaced by the emulator ---
-                scope = "https://graph.microsoft.com/.default"
-                token_url = f"https://localhost:{self.idp.port}/{tenant_id}/oauth2/v2.0/token"
-                payload = {"client_id": client_id, "client_secret": client_secret, "scope": scope,
-                           "grant_type": "client_credentials"}
-                response = requests.post(token_url, data=payload)
-                if response.status_code == 200:
-                    token_data = response.json()
-                    access_token = token_data["access_token"]
-                    with open("token.jwt", "w") as token_file:
-                        token_file.write(access_token)
-                else:
-                    print("Failed to get token:", response.status_code, response.text)
-                # ---
-                self.assertEqual(response.status_code, 200, response.text)
-                with open("token.jwt") as f:
-                    saved = f.read()
-            finally:
-                os.chdir(cwd)
+            with open(os.path.join(d, "get_token.py"), "w") as f:
+                f.write(code)
+            r = subprocess.run(["/usr/bin/python3", "get_token.py"], cwd=d, capture_output=True, text=True,
+                               timeout=60, env={**os.environ, "REQUESTS_CA_BUNDLE": self.idp.ca})
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+            with open(os.path.join(d, "token.jwt")) as f:
+                saved = f.read()
         header, claims = decode(saved)
         self.assertIn("nonce", header)  # Graph tokens carry a nonce header, as Entra's do
         self.assertEqual(claims["aud"], "https://graph.microsoft.com")

@@ -9,7 +9,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Gateway, freePort, startSampleServer, waitForPort, stopProcess } from '../support/gateway.mjs';
@@ -20,50 +21,10 @@ const everythingJs = require.resolve('@modelcontextprotocol/server-everything/di
 const idp = new Idp();
 let dir, sample, everything, gateway, client, secret;
 
-// The lab's Step 3, as the lab prints it, but for the values it says to replace.
-const LAB_SNIPPET = `import requests
-
-# --- Replace with your actual values ---
-tenant_id = "YOUR_TENANT_ID"
-client_id = "YOUR_CLIENT_ID"
-client_secret = "YOUR_CLIENT_SECRET"
-scope = "https://graph.microsoft.com/.default"
-
-# Token endpoint for your tenant
-token_url = f"https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
-
-# Request body
-payload = {
-    "client_id": client_id,
-    "client_secret": client_secret,
-    "scope": scope,
-    "grant_type": "client_credentials"
-}
-
-# Request the token
-response = requests.post(token_url, data=payload)
-if response.status_code == 200:
-    token_data = response.json()
-    access_token = token_data["access_token"]
-    with open("token.jwt", "w") as token_file:
-        token_file.write(access_token)
-else:
-    print("Failed to get token:", response.status_code, response.text)
-`;
-
-const LAB_POLICY = `<policies>
-	<inbound>
-		<base />
-		<validate-azure-ad-token tenant-id="{{aad-tenant-id}}">
-            <client-application-ids>
-                <application-id>{{aad-client-application-id}}</application-id>
-            </client-application-ids>
-        </validate-azure-ad-token>
-	</inbound>
-	<backend><base /></backend>
-	<outbound><base /></outbound>
-	<on-error><base /></on-error>
-</policies>`;
+// The lab's Step 3 code and Step 2 policy, as the lab prints them (testdata/lab/).
+const labData = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'testdata', 'lab');
+const LAB_SNIPPET = readFileSync(join(labData, 'get_token.py'), 'utf8');
+const LAB_POLICY = readFileSync(join(labData, 'policy.xml'), 'utf8');
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mcpgate-lab-'));
