@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "app/commands.hpp"
+#include "app/files.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "net/http_client.hpp"
@@ -95,8 +96,9 @@ class Demo {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!fs::exists(ready)) {
       int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid || g_interrupted ||
-          std::chrono::steady_clock::now() > deadline)
+      const bool exited = waitpid(pid, &status, WNOHANG) == pid;
+      if (exited) std::erase(children_, pid);  // reaped: its pid may be reused
+      if (exited || g_interrupted || std::chrono::steady_clock::now() > deadline)
         return core::fail(name + " did not start:\n" + read_all(log));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -125,11 +127,19 @@ class Demo {
     return r;
   }
 
+  // SIGTERM to every child, then SIGKILL to those still there after 10 seconds.
   void stop_all() {
     for (const pid_t pid : children_) kill(pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     for (const pid_t pid : children_) {
       int status = 0;
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          kill(pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
     children_.clear();
@@ -153,8 +163,14 @@ class Demo {
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    // Ours replace the caller's of the same name (getenv takes the first).
     std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+    for (char** e = environ; *e; ++e) {
+      const std::string_view entry(*e);
+      const auto name = entry.substr(0, entry.find('=') + 1);
+      if (std::none_of(env.begin(), env.end(), [&](const auto& x) { return x.starts_with(name); }))
+        env_strings.emplace_back(entry);
+    }
     env_strings.insert(env_strings.end(), env.begin(), env.end());
     std::vector<char*> envp;
     for (auto& e : env_strings) envp.push_back(e.data());
@@ -219,6 +235,8 @@ int run_demo(const DemoOptions& o) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return demo_failed("cannot make " + dir + ": " + ec.message());
+    if (!fs::is_empty(dir, ec))
+      return demo_failed(dir + " is not empty: --dir wants a new or empty directory");
   }
   Demo d(dir, self_path());
   const std::string data = dir + "/idp";
@@ -227,68 +245,68 @@ int run_demo(const DemoOptions& o) {
     return args;
   };
   int rc = 0;
-  [&] {
-    std::cout << "mcpgate demo: the lab \"Securing MCP Servers with Entra ID Authentication in "
-                 "Azure API Management\",\nrun on this machine (working directory "
-              << dir << ")\n";
+  try {
+    [&] {
+      std::cout << "mcpgate demo: the lab \"Securing MCP Servers with Entra ID Authentication in "
+                   "Azure API Management\",\nrun on this machine (working directory "
+                << dir << ")\n";
 
-    // ---- Step 1 ------------------------------------------------------------------------
-    heading("Step 1: Register an Application in Entra ID (mcpgate idp, the emulator)");
-    const auto admin = [&](std::vector<std::string> args, core::Json& out) -> bool {
-      const auto full = idp_admin(std::move(args));
-      show("mcpgate " + quoted(full));
-      auto r = d.run(full);
-      auto j = core::parse_json(r.out);
-      if (r.status != 0 || !j) {
-        rc = demo_failed("the emulator refused: " + r.err);
-        return false;
+      // ---- Step 1 ------------------------------------------------------------------------
+      heading("Step 1: Register an Application in Entra ID (mcpgate idp, the emulator)");
+      const auto admin = [&](std::vector<std::string> args, core::Json& out) -> bool {
+        const auto full = idp_admin(std::move(args));
+        show("mcpgate " + quoted(full));
+        auto r = d.run(full);
+        auto j = core::parse_json(r.out);
+        if (r.status != 0 || !j) {
+          rc = demo_failed("the emulator refused: " + r.err);
+          return false;
+        }
+        out = std::move(j.value());
+        return true;
+      };
+      core::Json tenant, client, secret, other, other_secret;
+      if (!admin({"tenant", "create", "--id", std::string(kTenant), "--domain",
+                  "contoso.onmicrosoft.com", "--name", "Contoso"},
+                 tenant) ||
+          !admin({"app", "create", "--name", "mcp-lab-agent"}, client))
+        return;
+      const std::string client_id = text_of(client, "appId");
+      if (!admin({"secret", "add", "--app", client_id}, secret)) return;
+      const std::string secret_text = text_of(secret, "secretText");
+      const std::string secret_file = dir + "/client-secret.txt";
+      if (!write_private_file(secret_file, secret_text + "\n")) {
+        rc = demo_failed("cannot write " + secret_file);
+        return;
       }
-      out = std::move(j.value());
-      return true;
-    };
-    core::Json tenant, client, secret, other, other_secret;
-    if (!admin({"tenant", "create", "--id", std::string(kTenant), "--domain",
-                "contoso.onmicrosoft.com", "--name", "Contoso"},
-               tenant) ||
-        !admin({"app", "create", "--name", "mcp-lab-agent"}, client))
-      return;
-    const std::string client_id = text_of(client, "appId");
-    if (!admin({"secret", "add", "--app", client_id}, secret)) return;
-    const std::string secret_text = text_of(secret, "secretText");
-    const std::string secret_file = dir + "/client-secret.txt";
-    {
-      const mode_t old = umask(077);
-      std::ofstream(secret_file) << secret_text << "\n";
-      umask(old);
-    }
-    auto idp_ready = d.start("idp", idp_admin({"--listen", "127.0.0.1:0"}));
-    if (!idp_ready) {
-      rc = demo_failed(idp_ready.error());
-      return;
-    }
-    const std::string authority = text_of(idp_ready.value(), "https");
-    const std::string ca = text_of(idp_ready.value(), "ca");
-    show("mcpgate " + quoted(idp_admin({"--listen", "127.0.0.1:0"})) + "   # serving");
-    say("Directory (tenant) ID:     " + std::string(kTenant));
-    say("Application (client) ID:   " + client_id);
-    say("Client secret:             " + secret_text.substr(0, 4) + "… (in " + secret_file + ")");
-    say("Authority:                 " + authority + "  (trust " + ca + ")");
+      auto idp_ready = d.start("idp", idp_admin({"--listen", "127.0.0.1:0"}));
+      if (!idp_ready) {
+        rc = demo_failed(idp_ready.error());
+        return;
+      }
+      const std::string authority = text_of(idp_ready.value(), "https");
+      const std::string ca = text_of(idp_ready.value(), "ca");
+      show("mcpgate " + quoted(idp_admin({"--listen", "127.0.0.1:0"})) + "   # serving");
+      say("Directory (tenant) ID:     " + std::string(kTenant));
+      say("Application (client) ID:   " + client_id);
+      say("Client secret:             " + secret_text.substr(0, 4) + "… (in " + secret_file + ")");
+      say("Authority:                 " + authority + "  (trust " + ca + ")");
 
-    // ---- Step 2 ------------------------------------------------------------------------
-    heading("Step 2: Configure API Management to use Entra ID (mcpgate gateway)");
-    auto sample = d.start("sample-server", {"sample-server", "--listen", "127.0.0.1:0"});
-    if (!sample) {
-      rc = demo_failed(sample.error());
-      return;
-    }
-    const core::Json* urls = field(sample.value(), "mcp");
-    const std::string sample_url =
-        urls && urls->is_array() && !urls->as_array().empty() && urls->as_array()[0].is_string()
-            ? urls->as_array()[0].as_string()
-            : std::string();
-    const std::string sample_origin = sample_url.substr(0, sample_url.rfind('/'));
-    show("mcpgate sample-server --listen 127.0.0.1:0   # the MCP server: " + sample_url);
-    const std::string policy = R"(<policies>
+      // ---- Step 2 ------------------------------------------------------------------------
+      heading("Step 2: Configure API Management to use Entra ID (mcpgate gateway)");
+      auto sample = d.start("sample-server", {"sample-server", "--listen", "127.0.0.1:0"});
+      if (!sample) {
+        rc = demo_failed(sample.error());
+        return;
+      }
+      const core::Json* urls = field(sample.value(), "mcp");
+      const std::string sample_url =
+          urls && urls->is_array() && !urls->as_array().empty() && urls->as_array()[0].is_string()
+              ? urls->as_array()[0].as_string()
+              : std::string();
+      const std::string sample_origin = sample_url.substr(0, sample_url.rfind('/'));
+      show("mcpgate sample-server --listen 127.0.0.1:0   # the MCP server: " + sample_url);
+      const std::string policy = R"(<policies>
 	<inbound>
 		<base />
 		<validate-azure-ad-token tenant-id="{{aad-tenant-id}}">
@@ -308,196 +326,208 @@ int run_demo(const DemoOptions& o) {
 	</on-error>
 </policies>
 )";
-    std::ofstream(dir + "/lab-policy.xml") << policy;
-    std::ofstream(dir + "/gateway.yaml")
-        << "listeners: [{address: 127.0.0.1, port: 0}]\n"
-        << "entra: {authority: \"" << authority << "\", ca_file: \"" << ca << "\"}\n"
-        << "named_values:\n  aad-tenant-id: " << kTenant
-        << "\n  aad-client-application-id: " << client_id << "\n"
-        << "access_log: " << dir << "/access.log\n"
-        << "backends:\n  mcp: {url: \"" << sample_origin << "\"}\n"
-        << "apis:\n  - {name: mcp, path: /mcp, type: mcp, backend: mcp, policy: lab-policy.xml}\n";
-    auto gw = d.start("gateway", {"gateway", "-c", dir + "/gateway.yaml"});
-    if (!gw) {
-      rc = demo_failed(gw.error());
-      return;
-    }
-    const core::Json* listeners = field(gw.value(), "listeners");
-    const std::string gw_url =
-        (listeners && listeners->is_array() && !listeners->as_array().empty() &&
-                 listeners->as_array()[0].is_string()
-             ? listeners->as_array()[0].as_string()
-             : std::string()) +
-        "/mcp";
-    show("mcpgate gateway -c " + dir + "/gateway.yaml");
-    say("The lab's policy, unchanged (" + dir + "/lab-policy.xml), with the named values");
-    say("aad-tenant-id and aad-client-application-id from gateway.yaml.");
-    say("MCP server behind the gateway: " + gw_url);
+      std::ofstream(dir + "/lab-policy.xml") << policy;
+      std::ofstream(dir + "/gateway.yaml")
+          << "listeners: [{address: 127.0.0.1, port: 0}]\n"
+          << "entra: {authority: \"" << authority << "\", ca_file: \"" << ca << "\"}\n"
+          << "named_values:\n  aad-tenant-id: " << kTenant
+          << "\n  aad-client-application-id: " << client_id << "\n"
+          << "access_log: " << dir << "/access.log\n"
+          << "backends:\n  mcp: {url: \"" << sample_origin << "\"}\n"
+          << "apis:\n  - {name: mcp, path: /mcp, type: mcp, backend: mcp, policy: "
+             "lab-policy.xml}\n";
+      auto gw = d.start("gateway", {"gateway", "-c", dir + "/gateway.yaml"});
+      if (!gw) {
+        rc = demo_failed(gw.error());
+        return;
+      }
+      const core::Json* listeners = field(gw.value(), "listeners");
+      const std::string gw_url =
+          (listeners && listeners->is_array() && !listeners->as_array().empty() &&
+                   listeners->as_array()[0].is_string()
+               ? listeners->as_array()[0].as_string()
+               : std::string()) +
+          "/mcp";
+      show("mcpgate gateway -c " + dir + "/gateway.yaml");
+      say("The lab's policy, unchanged (" + dir + "/lab-policy.xml), with the named values");
+      say("aad-tenant-id and aad-client-application-id from gateway.yaml.");
+      say("MCP server behind the gateway: " + gw_url);
 
-    // ---- Step 3 ------------------------------------------------------------------------
-    heading("Step 3: Testing Entra ID Authentication: get an access token");
-    const std::vector<std::string> token_args{
-        "token",       "--tenant",        std::string(kTenant),
-        "--client-id", client_id,         "--authority",
-        authority,     "--ca-file",       ca,
-        "-o",          dir + "/token.jwt"};
-    show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(token_args));
-    say("(the lab's Python: POST client_credentials to " + authority + "/" + std::string(kTenant) +
-        "/oauth2/v2.0/token,");
-    say(" scope https://graph.microsoft.com/.default, the token written to token.jwt)");
-    auto tok = d.run(token_args, {"MCPGATE_CLIENT_SECRET=" + secret_text});
-    if (tok.status != 0) {
-      rc = demo_failed("no token: " + tok.err);
-      return;
-    }
-    block(tok.err);
+      // ---- Step 3 ------------------------------------------------------------------------
+      heading("Step 3: Testing Entra ID Authentication: get an access token");
+      const std::vector<std::string> token_args{
+          "token",       "--tenant",        std::string(kTenant),
+          "--client-id", client_id,         "--authority",
+          authority,     "--ca-file",       ca,
+          "-o",          dir + "/token.jwt"};
+      show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(token_args));
+      say("(the lab's Python: POST client_credentials to " + authority + "/" +
+          std::string(kTenant) + "/oauth2/v2.0/token,");
+      say(" scope https://graph.microsoft.com/.default, the token written to token.jwt)");
+      auto tok = d.run(token_args, {"MCPGATE_CLIENT_SECRET=" + secret_text});
+      if (tok.status != 0) {
+        rc = demo_failed("no token: " + tok.err);
+        return;
+      }
+      block(tok.err);
 
-    // ---- Step 4 ------------------------------------------------------------------------
-    heading("Step 4: Use the Access Token to Call the MCP Server");
-    const auto mcp = [&](std::vector<std::string> extra, const std::string& label) {
-      std::vector<std::string> args{"mcp", gw_url};
-      args.insert(args.end(), extra.begin(), extra.end());
-      show("mcpgate " + quoted(args) + (label.empty() ? "" : "   # " + label));
-      auto r = d.run(args);
-      auto listed = core::parse_json(r.out);
-      const core::Json* tools = r.status == 0 && listed ? field(listed.value(), "tools") : nullptr;
-      if (tools && tools->is_array()) {
-        std::string names;
-        for (const auto& t : tools->as_array())
-          names += (names.empty() ? "" : ", ") + text_of(t, "name");
-        say("tools: " + names);
-      } else {
+      // ---- Step 4 ------------------------------------------------------------------------
+      heading("Step 4: Use the Access Token to Call the MCP Server");
+      const auto mcp = [&](std::vector<std::string> extra, const std::string& label) {
+        std::vector<std::string> args{"mcp", gw_url};
+        args.insert(args.end(), extra.begin(), extra.end());
+        show("mcpgate " + quoted(args) + (label.empty() ? "" : "   # " + label));
+        auto r = d.run(args);
+        auto listed = core::parse_json(r.out);
+        const core::Json* tools =
+            r.status == 0 && listed ? field(listed.value(), "tools") : nullptr;
+        if (tools && tools->is_array()) {
+          std::string names;
+          for (const auto& t : tools->as_array())
+            names += (names.empty() ? "" : ", ") + text_of(t, "name");
+          say("tools: " + names);
+        } else {
+          block(r.status == 0 ? r.out : r.err, 8);
+        }
+        say("-> exit " + std::to_string(r.status));
+        return r.status;
+      };
+      if (mcp({"--token-file", dir + "/token.jwt"}, "tools/list") != 0 ||
+          mcp({"call", "echo", R"({"message": "Hello from the lab"})", "--token-file",
+               dir + "/token.jwt"},
+              "tools/call") != 0) {
+        rc = demo_failed("the MCP call through the gateway failed");
+        return;
+      }
+
+      heading("The same call refused");
+      if (mcp({}, "no token") != 1) rc = demo_failed("a call without a token was not refused");
+      core::Json other_app, other_sec;
+      if (!admin({"app", "create", "--name", "someone-else"}, other_app) ||
+          !admin({"secret", "add", "--app", text_of(other_app, "appId")}, other_sec))
+        return;
+      std::vector<std::string> other_args = token_args;
+      other_args[4] = text_of(other_app, "appId");
+      other_args.back() = dir + "/other.jwt";
+      show("MCPGATE_CLIENT_SECRET=<its secret> mcpgate " + quoted(other_args));
+      d.run(other_args, {"MCPGATE_CLIENT_SECRET=" + text_of(other_sec, "secretText")});
+      if (mcp({"--token-file", dir + "/other.jwt"}, "another application's token") != 1)
+        rc = demo_failed("another application's token was not refused");
+      // An expired token: a second emulator on the same directory issues them already expired.
+      auto expired_idp =
+          d.start("idp-expired", idp_admin({"--listen", "127.0.0.1:0", "--token-lifetime", "-60"}));
+      if (!expired_idp) {
+        rc = demo_failed(expired_idp.error());
+        return;
+      }
+      std::vector<std::string> expired_args = token_args;
+      expired_args[6] = text_of(expired_idp.value(), "https");
+      expired_args.back() = dir + "/expired.jwt";
+      show("mcpgate " + quoted(idp_admin({"--listen", "127.0.0.1:0", "--token-lifetime", "-60"})) +
+           "   # issues expired tokens");
+      show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(expired_args));
+      d.run(expired_args, {"MCPGATE_CLIENT_SECRET=" + secret_text});
+      if (mcp({"--token-file", dir + "/expired.jwt"}, "an expired token") != 1)
+        rc = demo_failed("an expired token was not refused");
+      say("Why, from the gateway's access log (" + dir + "/access.log):");
+      for (auto line : core::split(read_all(dir + "/access.log"), "\n")) {
+        auto j = core::parse_json(line);
+        if (j && !text_of(j.value(), "error").empty()) say("  " + text_of(j.value(), "error"));
+      }
+      if (rc != 0) return;
+
+      // ---- Hardened ----------------------------------------------------------------------
+      heading("Hardened: the API's own audience, an app role, protected resource metadata");
+      say("The lab accepts any token the client gets, even one for Microsoft Graph. Here the MCP");
+      say("server is an API app of its own; it asks for v2 tokens, so their audience is its "
+          "appId.");
+      core::Json api, role, grant;
+      if (!admin({"app", "create", "--name", "mcp-lab-api", "--identifier-uri", "api://mcp-lab-api",
+                  "--access-token-version", "2"},
+                 api) ||
+          !admin({"role", "add", "--app", "api://mcp-lab-api", "--value", "Tools.Call"}, role) ||
+          !admin({"role", "grant", "--client", client_id, "--resource", "api://mcp-lab-api",
+                  "--role", "Tools.Call"},
+                 grant))
+        return;
+      const std::string api_id = text_of(api, "appId");
+      const std::string secure_url = gw_url.substr(0, gw_url.rfind("/mcp")) + "/secure/mcp";
+      std::ofstream(dir + "/hardened-policy.xml")
+          << "<policies>\n  <inbound>\n    <base />\n"
+          << "    <validate-azure-ad-token tenant-id=\"{{aad-tenant-id}}\">\n"
+          << "      <client-application-ids><application-id>{{aad-client-application-id}}"
+             "</application-id></client-application-ids>\n"
+          << "      <audiences><audience>{{mcp-api-id}}</audience></audiences>\n"
+          << "      <required-claims><claim name=\"roles\" match=\"all\"><value>Tools.Call</value>"
+             "</claim></required-claims>\n"
+          << "    </validate-azure-ad-token>\n  </inbound>\n</policies>\n";
+      std::ofstream(dir + "/gateway.yaml", std::ios::app)
+          << "  - name: secure\n    path: /secure\n    type: mcp\n    backend: mcp\n"
+          << "    strip_prefix: true\n    policy: hardened-policy.xml\n"
+          << "    resource_metadata:\n      resource: " << secure_url << "\n"
+          << "      scopes_supported: [api://mcp-lab-api/.default]\n";
+      {  // and the API's id among the named values
+        std::string cfg = read_all(dir + "/gateway.yaml");
+        const std::string key = "  aad-client-application-id: " + client_id + "\n";
+        const auto at = cfg.find(key);
+        if (at == std::string::npos) {
+          rc = demo_failed("gateway.yaml lost its named values");
+          return;
+        }
+        cfg.replace(at, key.size(), key + "  mcp-api-id: " + api_id + "\n");
+        std::ofstream(dir + "/gateway.yaml", std::ios::trunc) << cfg;
+      }
+      d.signal("gateway", SIGHUP);
+      show("kill -HUP <gateway>   # reload: gateway.yaml gains the API /secure/mcp");
+      const std::string prm_url = secure_url.substr(0, secure_url.find("/secure/mcp")) +
+                                  "/.well-known/oauth-protected-resource/secure/mcp";
+      std::string prm;
+      for (int i = 0; i < 100 && !g_interrupted; ++i) {
+        auto r = net::fetch(prm_url);
+        if (r && r->status == 200) {
+          prm = r->body;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (prm.empty()) {
+        rc = demo_failed("the gateway did not take the hardened API:\n" +
+                         read_all(dir + "/gateway.log"));
+        return;
+      }
+      show("curl " + prm_url + "   # RFC 9728, for MCP clients");
+      say(prm);
+      std::vector<std::string> api_token = token_args;
+      api_token.insert(api_token.end() - 2, {"--scope", "api://mcp-lab-api/.default"});
+      api_token.back() = dir + "/api.jwt";
+      show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(api_token));
+      auto api_tok = d.run(api_token, {"MCPGATE_CLIENT_SECRET=" + secret_text});
+      block(api_tok.err);
+      const auto secure = [&](std::vector<std::string> extra, const std::string& label) {
+        std::vector<std::string> args{"mcp", secure_url};
+        args.insert(args.end(), extra.begin(), extra.end());
+        show("mcpgate " + quoted(args) + "   # " + label);
+        auto r = d.run(args);
         block(r.status == 0 ? r.out : r.err, 8);
-      }
-      say("-> exit " + std::to_string(r.status));
-      return r.status;
-    };
-    if (mcp({"--token-file", dir + "/token.jwt"}, "tools/list") != 0 ||
-        mcp({"call", "echo", R"({"message": "Hello from the lab"})", "--token-file",
-             dir + "/token.jwt"},
-            "tools/call") != 0) {
-      rc = demo_failed("the MCP call through the gateway failed");
-      return;
-    }
+        say("-> exit " + std::to_string(r.status));
+        return r.status;
+      };
+      if (secure({"call", "add", R"({"a": 20, "b": 22})", "--token-file", dir + "/api.jwt"},
+                 "a v2 token for the API, with the role") != 0)
+        rc = demo_failed("the hardened call failed");
+      if (secure({"--token-file", dir + "/token.jwt"}, "the lab's Graph token") != 1)
+        rc = demo_failed("the Graph token was not refused by the hardened policy");
+      if (rc != 0) return;
 
-    heading("The same call refused");
-    if (mcp({}, "no token") != 1) rc = demo_failed("a call without a token was not refused");
-    core::Json other_app, other_sec;
-    if (!admin({"app", "create", "--name", "someone-else"}, other_app) ||
-        !admin({"secret", "add", "--app", text_of(other_app, "appId")}, other_sec))
-      return;
-    std::vector<std::string> other_args = token_args;
-    other_args[4] = text_of(other_app, "appId");
-    other_args.back() = dir + "/other.jwt";
-    show("MCPGATE_CLIENT_SECRET=<its secret> mcpgate " + quoted(other_args));
-    d.run(other_args, {"MCPGATE_CLIENT_SECRET=" + text_of(other_sec, "secretText")});
-    if (mcp({"--token-file", dir + "/other.jwt"}, "another application's token") != 1)
-      rc = demo_failed("another application's token was not refused");
-    // An expired token: a second emulator on the same directory issues them already expired.
-    auto expired_idp =
-        d.start("idp-expired", idp_admin({"--listen", "127.0.0.1:0", "--token-lifetime", "-60"}));
-    if (!expired_idp) {
-      rc = demo_failed(expired_idp.error());
-      return;
-    }
-    std::vector<std::string> expired_args = token_args;
-    expired_args[6] = text_of(expired_idp.value(), "https");
-    expired_args.back() = dir + "/expired.jwt";
-    show("mcpgate " + quoted(idp_admin({"--listen", "127.0.0.1:0", "--token-lifetime", "-60"})) +
-         "   # issues expired tokens");
-    show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(expired_args));
-    d.run(expired_args, {"MCPGATE_CLIENT_SECRET=" + secret_text});
-    if (mcp({"--token-file", dir + "/expired.jwt"}, "an expired token") != 1)
-      rc = demo_failed("an expired token was not refused");
-    say("Why, from the gateway's access log (" + dir + "/access.log):");
-    for (auto line : core::split(read_all(dir + "/access.log"), "\n")) {
-      auto j = core::parse_json(line);
-      if (j && !text_of(j.value(), "error").empty()) say("  " + text_of(j.value(), "error"));
-    }
-    if (rc != 0) return;
-
-    // ---- Hardened ----------------------------------------------------------------------
-    heading("Hardened: the API's own audience, an app role, protected resource metadata");
-    say("The lab accepts any token the client gets, even one for Microsoft Graph. Here the MCP");
-    say("server is an API app of its own; it asks for v2 tokens, so their audience is its appId.");
-    core::Json api, role, grant;
-    if (!admin({"app", "create", "--name", "mcp-lab-api", "--identifier-uri", "api://mcp-lab-api",
-                "--access-token-version", "2"},
-               api) ||
-        !admin({"role", "add", "--app", "api://mcp-lab-api", "--value", "Tools.Call"}, role) ||
-        !admin({"role", "grant", "--client", client_id, "--resource", "api://mcp-lab-api", "--role",
-                "Tools.Call"},
-               grant))
-      return;
-    const std::string api_id = text_of(api, "appId");
-    const std::string secure_url = gw_url.substr(0, gw_url.rfind("/mcp")) + "/secure/mcp";
-    std::ofstream(dir + "/hardened-policy.xml")
-        << "<policies>\n  <inbound>\n    <base />\n"
-        << "    <validate-azure-ad-token tenant-id=\"{{aad-tenant-id}}\">\n"
-        << "      <client-application-ids><application-id>{{aad-client-application-id}}"
-           "</application-id></client-application-ids>\n"
-        << "      <audiences><audience>{{mcp-api-id}}</audience></audiences>\n"
-        << "      <required-claims><claim name=\"roles\" match=\"all\"><value>Tools.Call</value>"
-           "</claim></required-claims>\n"
-        << "    </validate-azure-ad-token>\n  </inbound>\n</policies>\n";
-    std::ofstream(dir + "/gateway.yaml", std::ios::app)
-        << "  - name: secure\n    path: /secure\n    type: mcp\n    backend: mcp\n"
-        << "    strip_prefix: true\n    policy: hardened-policy.xml\n"
-        << "    resource_metadata:\n      resource: " << secure_url << "\n"
-        << "      scopes_supported: [api://mcp-lab-api/.default]\n";
-    {  // and the API's id among the named values
-      std::string cfg = read_all(dir + "/gateway.yaml");
-      const std::string key = "  aad-client-application-id: " + client_id + "\n";
-      cfg.replace(cfg.find(key), key.size(), key + "  mcp-api-id: " + api_id + "\n");
-      std::ofstream(dir + "/gateway.yaml", std::ios::trunc) << cfg;
-    }
-    d.signal("gateway", SIGHUP);
-    show("kill -HUP <gateway>   # reload: gateway.yaml gains the API /secure/mcp");
-    const std::string prm_url = secure_url.substr(0, secure_url.find("/secure/mcp")) +
-                                "/.well-known/oauth-protected-resource/secure/mcp";
-    std::string prm;
-    for (int i = 0; i < 100 && !g_interrupted; ++i) {
-      auto r = net::fetch(prm_url);
-      if (r && r->status == 200) {
-        prm = r->body;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (prm.empty()) {
-      rc = demo_failed("the gateway did not take the hardened API:\n" +
-                       read_all(dir + "/gateway.log"));
-      return;
-    }
-    show("curl " + prm_url + "   # RFC 9728, for MCP clients");
-    say(prm);
-    std::vector<std::string> api_token = token_args;
-    api_token.insert(api_token.end() - 2, {"--scope", "api://mcp-lab-api/.default"});
-    api_token.back() = dir + "/api.jwt";
-    show("MCPGATE_CLIENT_SECRET=$(cat " + secret_file + ") mcpgate " + quoted(api_token));
-    auto api_tok = d.run(api_token, {"MCPGATE_CLIENT_SECRET=" + secret_text});
-    block(api_tok.err);
-    const auto secure = [&](std::vector<std::string> extra, const std::string& label) {
-      std::vector<std::string> args{"mcp", secure_url};
-      args.insert(args.end(), extra.begin(), extra.end());
-      show("mcpgate " + quoted(args) + "   # " + label);
-      auto r = d.run(args);
-      block(r.status == 0 ? r.out : r.err, 8);
-      say("-> exit " + std::to_string(r.status));
-      return r.status;
-    };
-    if (secure({"call", "add", R"({"a": 20, "b": 22})", "--token-file", dir + "/api.jwt"},
-               "a v2 token for the API, with the role") != 0)
-      rc = demo_failed("the hardened call failed");
-    if (secure({"--token-file", dir + "/token.jwt"}, "the lab's Graph token") != 1)
-      rc = demo_failed("the Graph token was not refused by the hardened policy");
-    if (rc != 0) return;
-
-    heading("Done");
-    say("Every step above is a command you can run yourself with the same arguments.");
-    say("Against real Entra ID: drop --authority/--ca-file (and entra: in gateway.yaml), and use");
-    say("your tenant id, client id and secret. Configuration: docs/configuration.md.");
-  }();
+      heading("Done");
+      say("Every step above is a command you can run yourself with the same arguments.");
+      say("Against real Entra ID: drop --authority/--ca-file (and entra: in gateway.yaml), and "
+          "use");
+      say("your tenant id, client id and secret. Configuration: docs/configuration.md.");
+    }();
+  } catch (const std::exception& e) {  // whatever fails, what was started is stopped below
+    rc = demo_failed(std::string("stopped: ") + e.what());
+  }
   if (rc == 0 && o.keep && !g_interrupted) {
     std::cout << "\n--keep: everything stays up in " << dir << "; Ctrl-C ends it.\n" << std::flush;
     while (!g_interrupted) pause();

@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "app/commands.hpp"
-#include "app/ready_file.hpp"
+#include "app/files.hpp"
 #include "config/config.hpp"
 #include "core/json.hpp"
 #include "net/http_server.hpp"

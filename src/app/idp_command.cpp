@@ -9,7 +9,7 @@
 #include <mutex>
 
 #include "app/commands.hpp"
-#include "app/ready_file.hpp"
+#include "app/files.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "core/time.hpp"

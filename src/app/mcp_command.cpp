@@ -150,7 +150,8 @@ int run_mcp(const McpOptions& o) {
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     if (colon == std::string::npos || colon == 0 || h.find_first_of("\r\n") != std::string::npos) {
-      std::cerr << "mcpgate mcp: --header wants \"Name: value\", not \"" << h << "\"\n";
+      // Not echoed: it may hold a credential.
+      std::cerr << "mcpgate mcp: --header wants \"Name: value\" (no ':' found, or a line break)\n";
       return 2;
     }
     s.base_headers.emplace_back(std::string(core::trim(h.substr(0, colon))),

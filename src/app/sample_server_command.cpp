@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "app/commands.hpp"
-#include "app/ready_file.hpp"
+#include "app/files.hpp"
 #include "core/json.hpp"
 #include "mcp/sample_server.hpp"
 #include "net/http_server.hpp"

@@ -11,6 +11,7 @@
 #include <iterator>
 
 #include "app/commands.hpp"
+#include "app/files.hpp"
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "crypto/base64.hpp"
@@ -92,10 +93,10 @@ int run_token(const TokenOptions& o) {
     if (!read_text(o.secret_file, secret)) return usage("cannot read " + o.secret_file);
     secret = std::string(core::trim(secret));
   }
-  if (secret.empty()) {
+  const bool with_cert = !o.certificate.empty() || !o.key.empty();
+  if (secret.empty() && !with_cert) {
     if (const char* env = std::getenv("MCPGATE_CLIENT_SECRET")) secret = env;
   }
-  const bool with_cert = !o.certificate.empty() || !o.key.empty();
   if (with_cert && (o.certificate.empty() || o.key.empty()))
     return usage("a certificate needs both --certificate and --key");
   if (with_cert == !secret.empty())
@@ -145,10 +146,8 @@ int run_token(const TokenOptions& o) {
   if (o.output == "-") {
     std::cout << *token << "\n";
   } else {
-    const mode_t old = ::umask(077);  // a bearer token is a credential: owner only
-    std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
-    ::umask(old);
-    if (!out || !(out << *token)) return refused("cannot write " + o.output);
+    // A bearer token is a credential: owner only, even over an older, readable file.
+    if (!write_private_file(o.output, *token)) return refused("cannot write " + o.output);
   }
   auto parsed = jwt::parse(*token);
   std::string what = "a token";

@@ -154,27 +154,26 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+// Wake-ups run under the lock (they only post), so once detach() returns none is in flight.
 bool BodyStream::write(std::string chunk) {
-  std::function<void()> wake;
-  {
-    std::lock_guard lock(mu_);
-    if (closed_ || detached_) return false;
+  std::lock_guard lock(mu_);
+  if (closed_ || detached_) return false;
+  if (pending_.size() + chunk.size() > max_pending_) {
+    // The client does not read: give up on it rather than buffer without bound.
+    closed_ = detached_ = true;
+    pending_.clear();
+  } else {
     pending_ += chunk;
-    wake = wake_;
   }
-  if (wake) wake();
-  return true;
+  if (wake_) wake_();
+  return !detached_;
 }
 
 void BodyStream::close() {
-  std::function<void()> wake;
-  {
-    std::lock_guard lock(mu_);
-    if (closed_) return;
-    closed_ = true;
-    wake = wake_;
-  }
-  if (wake) wake();
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  closed_ = true;
+  if (wake_) wake_();
 }
 
 bool BodyStream::open() const {

@@ -47,10 +47,17 @@ struct Request {
 // sends each chunk as it comes and ends the response on close.
 class BodyStream {
  public:
+  // `heartbeat`: written when nothing else was for the server's idle timeout (": \n\n" keeps an
+  // event stream open); empty: such a silence ends the response. At most `max_pending` bytes
+  // wait for a slow client; beyond, the stream is cut.
+  explicit BodyStream(std::string heartbeat = {}, std::size_t max_pending = 1 << 20)
+      : heartbeat_(std::move(heartbeat)), max_pending_(max_pending) {}
+
   // False once the stream is closed or the client is gone: nothing more will be sent.
   bool write(std::string chunk);
   void close();
   bool open() const;
+  const std::string& heartbeat() const { return heartbeat_; }
 
   // For the server: takes what has been written so far (all of it), and whether the stream is
   // closed; `wake` runs (on the writer's thread) whenever there is more to take.
@@ -59,6 +66,8 @@ class BodyStream {
   void detach();  // the client is gone
 
  private:
+  const std::string heartbeat_;
+  const std::size_t max_pending_;
   mutable std::mutex mu_;
   std::string pending_;
   bool closed_ = false;

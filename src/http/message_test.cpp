@@ -66,6 +66,14 @@ TEST(BodyStream, WritesWakeTheReaderUntilClosedOrDetached) {
   EXPECT_FALSE(gone.open());
   EXPECT_FALSE(gone.write("x"));
   EXPECT_EQ(wakes, 3);
+  // A client that does not read: past the cap the stream is cut, not buffered without bound.
+  BodyStream small(":\n\n", 4);
+  EXPECT_EQ(small.heartbeat(), ":\n\n");
+  EXPECT_TRUE(small.write("abc"));
+  EXPECT_FALSE(small.write("de"));
+  EXPECT_FALSE(small.open());
+  EXPECT_TRUE(small.take(out));
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace

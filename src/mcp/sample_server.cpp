@@ -1,6 +1,10 @@
 #include "mcp/sample_server.hpp"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <list>
@@ -8,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <unordered_map>
 #include <variant>
 
@@ -384,7 +389,14 @@ struct Session {
   std::string log_level = "info";
   std::list<std::string>::iterator lru;
   // Our requests to the client, by id, and what finishes when the answer comes.
-  std::map<std::int64_t, std::function<void(const Json& reply)>> waiting;
+  struct Question {
+    std::function<void(const Json& reply)> answered;
+    std::function<void()> cancel;  // the session ended first
+    std::shared_ptr<http::BodyStream> stream;
+  };
+  std::map<std::int64_t, Question> waiting;
+  bool client_samples = false;  // the client declared the sampling capability
+  bool client_elicits = false;  // … and elicitation
   std::int64_t next_request = 1;
   // The standalone GET stream, while the client holds it open; and its event count.
   std::shared_ptr<http::BodyStream> listener;
@@ -397,13 +409,30 @@ std::string event(int id, const Json& message) {
   return "id: " + std::to_string(id) + "\nevent: message\ndata: " + message.dump() + "\n\n";
 }
 
+// 128 bits from the kernel's CSPRNG: a session id is a bearer of the session.
 std::string new_session_id() {
-  thread_local std::random_device rd;
-  thread_local std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  unsigned char bytes[16];
+  for (std::size_t got = 0; got < sizeof bytes;) {
+    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0 && errno != EINTR) throw std::runtime_error("getrandom failed");
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
   char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
+  for (std::size_t i = 0; i < sizeof bytes; ++i) std::snprintf(buf + 2 * i, 3, "%02x", bytes[i]);
   return buf;
+}
+
+// An event stream's heartbeat: a comment line every idle timeout keeps it open.
+std::shared_ptr<http::BodyStream> event_stream() {
+  return std::make_shared<http::BodyStream>(":\n\n");
+}
+
+// A JSON-RPC id of ours echoed back: an integer we could have issued, or nullopt.
+std::optional<std::int64_t> our_id(const Json* id) {
+  if (!id || !id->is_number()) return std::nullopt;
+  const double v = id->as_number().value;
+  if (!std::isfinite(v) || v != std::floor(v) || v < 1 || v > 9.0e15) return std::nullopt;
+  return static_cast<std::int64_t>(v);
 }
 
 http::Response json_answer(int status, const Json& body) {
@@ -474,16 +503,20 @@ struct SampleServer::Impl {
     return it->second.protocol_version;
   }
 
-  std::string open_session(std::string version) {
+  std::string open_session(std::string version, bool samples, bool elicits) {
     std::lock_guard lock(mu);
     if (sessions.size() >= options.max_sessions && !lru.empty()) {
-      if (auto& ended = sessions[lru.back()]; ended.listener) ended.listener->close();
+      end(sessions[lru.back()]);
       sessions.erase(lru.back());
       lru.pop_back();
     }
     std::string id = new_session_id();
     lru.push_front(id);
-    sessions[id] = Session{std::move(version), "info", lru.begin()};
+    Session& session = sessions[id];
+    session.protocol_version = std::move(version);
+    session.lru = lru.begin();
+    session.client_samples = samples;
+    session.client_elicits = elicits;
     return id;
   }
 
@@ -491,7 +524,7 @@ struct SampleServer::Impl {
     std::lock_guard lock(mu);
     const auto it = sessions.find(id);
     if (it == sessions.end()) return false;
-    if (it->second.listener) it->second.listener->close();
+    end(it->second);
     lru.erase(it->second.lru);
     sessions.erase(it);
     return true;
@@ -500,7 +533,7 @@ struct SampleServer::Impl {
   // GET: the session's stream for messages the server sends on its own. One at a time (409 for
   // a second while the first is open, as the transport allows).
   http::Response listen(const std::string& id) {
-    auto stream = std::make_shared<http::BodyStream>();
+    auto stream = event_stream();
     {
       std::lock_guard lock(mu);
       const auto it = sessions.find(id);
@@ -525,34 +558,51 @@ struct SampleServer::Impl {
     it->second.listener->write(event(++it->second.listener_events, message));
   }
 
+  // A session ends (DELETE, or evicted): its streams end, its open questions get an error.
+  static void end(Session& s) {
+    if (s.listener) s.listener->close();
+    for (auto& [id, q] : s.waiting) q.cancel();
+    s.waiting.clear();
+  }
+
   // Registers a question for the client; its id, or nullopt when the session is gone or has
-  // too many open questions.
-  std::optional<std::int64_t> await_reply(const std::string& session,
-                                          std::function<void(const Json&)> on_reply) {
+  // too many open questions (those whose client left do not count).
+  std::optional<std::int64_t> await_reply(const std::string& session, Session::Question q) {
     std::lock_guard lock(mu);
     const auto it = sessions.find(session);
-    if (it == sessions.end() || it->second.waiting.size() >= kMaxWaiting) return std::nullopt;
+    if (it == sessions.end()) return std::nullopt;
+    auto& waiting = it->second.waiting;
+    std::erase_if(waiting, [](const auto& w) { return !w.second.stream->open(); });
+    if (waiting.size() >= kMaxWaiting) return std::nullopt;
     const std::int64_t id = it->second.next_request++;
-    it->second.waiting.emplace(id, std::move(on_reply));
+    waiting.emplace(id, std::move(q));
     return id;
   }
 
   // The client's answer to one of our questions: true when it was awaited.
   bool deliver(const std::string& session, const Json& reply) {
-    const Json* id = reply.find("id");
-    if (!id || !id->is_number()) return false;
-    std::function<void(const Json&)> on_reply;
+    const auto id = our_id(reply.find("id"));
+    if (!id) return false;
+    std::function<void(const Json&)> answered;
     {
       std::lock_guard lock(mu);
       const auto it = sessions.find(session);
       if (it == sessions.end()) return false;
-      const auto w = it->second.waiting.find(static_cast<std::int64_t>(id->as_number().value));
+      const auto w = it->second.waiting.find(*id);
       if (w == it->second.waiting.end()) return false;
-      on_reply = std::move(w->second);
+      answered = std::move(w->second.answered);
       it->second.waiting.erase(w);
     }
-    on_reply(reply);
+    answered(reply);
     return true;
+  }
+
+  // What the client said it can do (initialize's capabilities).
+  std::pair<bool, bool> client_can(const std::string& session) {
+    std::lock_guard lock(mu);
+    const auto it = sessions.find(session);
+    if (it == sessions.end()) return {false, false};
+    return {it->second.client_samples, it->second.client_elicits};
   }
 
   void set_log_level(const std::string& id, std::string level) {
@@ -661,13 +711,26 @@ struct SampleServer::Impl {
   // until the client POSTs its answer, then the call's result, and the end.
   http::Response ask_client(const std::string& session, const Json& call_id, const Call& call,
                             const Deferred& deferred) {
-    auto stream = std::make_shared<http::BodyStream>();
+    const auto [samples, elicits] = client_can(session);
+    if (deferred.method == "sampling/createMessage" ? !samples : !elicits)
+      return json_answer(
+          200,
+          answer_for(
+              call_id,
+              tool_result({text_content("The client does not support " + deferred.method)}, true)));
+    auto stream = event_stream();
     auto events = std::make_shared<int>(0);
-    const auto asked = await_reply(
-        session, [stream, events, call_id, finish = deferred.finish](const Json& reply) {
-          stream->write(event(++*events, answer_for(call_id, finish(reply))));
-          stream->close();
-        });
+    Session::Question q;
+    q.stream = stream;
+    q.answered = [stream, events, call_id, finish = deferred.finish](const Json& reply) {
+      stream->write(event(++*events, answer_for(call_id, finish(reply))));
+      stream->close();
+    };
+    q.cancel = [stream, events, call_id] {
+      stream->write(event(++*events, rpc_error(call_id, -32603, "The session ended")));
+      stream->close();
+    };
+    const auto asked = await_reply(session, std::move(q));
     if (!asked) return json_answer(200, rpc_error(call_id, -32603, "Too many open requests"));
     http::Response r;
     r.headers.set("Content-Type", "text/event-stream");
@@ -690,7 +753,10 @@ struct SampleServer::Impl {
           "Not Acceptable: the client must accept application/json and text/event-stream");
     if (!core::istarts_with(req.headers.get("Content-Type").value_or(""), "application/json"))
       return transport_error(415, -32000, "Unsupported Media Type: send application/json");
-    auto parsed = core::parse_json(req.body);
+    core::JsonLimits limits;
+    limits.max_bytes =
+        std::max<std::size_t>(req.body.size(), limits.max_bytes);  // the server's cap
+    auto parsed = core::parse_json(req.body, limits);
     if (!parsed) return transport_error(400, -32700, "Parse error: " + parsed.error());
     const Json& msg = parsed.value();
     if (msg.is_array())
@@ -713,7 +779,10 @@ struct SampleServer::Impl {
       for (const auto v : kVersions) {
         if (asked && *asked == v) version = *asked;
       }
-      const std::string session = open_session(version);
+      const Json* caps = params->find("capabilities");
+      const std::string session =
+          open_session(version, caps && caps->is_object() && caps->find("sampling"),
+                       caps && caps->is_object() && caps->find("elicitation"));
       Json result = obj(
           {{"protocolVersion", str(version)},
            {"capabilities",

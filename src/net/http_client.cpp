@@ -87,6 +87,8 @@ asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Tar
     if (colon == std::string::npos) co_return "connect_to wants host:port";
     host = options.connect_to.substr(0, colon);
     port = options.connect_to.substr(colon + 1);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);  // [::1]:8443
   }
   auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
   if (rec) co_return "resolving " + host + ": " + rec.message();

@@ -133,7 +133,12 @@ struct HttpServer::Impl {
       if (closed) break;
       timer->expires_after(options.idle_timeout);
       auto [tec] = co_await timer->async_wait(kTuple);
-      if (!tec) co_return false;  // nothing for a whole idle timeout: give up on it
+      if (!tec) {
+        // Nothing for a whole idle timeout: a heartbeat (which also finds a client that left),
+        // or the end of the response.
+        if (body->heartbeat().empty()) co_return false;
+        piece = body->heartbeat();
+      }
     }
     if (!chunked) co_return false;
     lowest.expires_after(options.read_timeout);

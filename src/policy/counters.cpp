@@ -117,7 +117,9 @@ class LocalCounters final : public CounterStore {
   void release(std::string_view key) override {
     std::lock_guard lock(mu_);
     const auto it = counters_.find(std::string(key));
-    if (it != counters_.end() && it->second.in_use > 0) --it->second.in_use;
+    if (it == counters_.end()) return;
+    if (it->second.in_use > 0) --it->second.in_use;
+    if (it->second.in_use == 0 && it->second.total == 0) counters_.erase(it);  // nothing to keep
   }
 
  private:

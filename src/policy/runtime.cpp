@@ -444,7 +444,7 @@ class RateLimitByKey final : public Policy {
  public:
   RateLimitByKey(const Element& e, const CompileEnv& env)
       : env_(env),
-        key_("rate-limit\n" + *attr(e, "counter-key")),
+        key_("rate-limit\n" + *attr(e, "renewal-period") + "\n" + *attr(e, "counter-key")),
         calls_(std::stoll(*attr(e, "calls"))),
         period_(int_attr(e, "renewal-period", 60)),
         count_(boolean_attr(e, "increment-condition", true)),
@@ -493,8 +493,9 @@ class QuotaByKey final : public Policy {
  public:
   QuotaByKey(const Element& e, const CompileEnv& env, double origin)
       : env_(env),
-        key_("quota\n" + *attr(e, "counter-key")),
-        bytes_key_("quota-bytes\n" + *attr(e, "counter-key")),
+        key_("quota\n" + *attr(e, "renewal-period") + "\n" + std::to_string(origin) + "\n" +
+             *attr(e, "counter-key")),
+        bytes_key_("quota-bytes\n" + key_.substr(6)),
         calls_(attr(e, "calls") ? std::stoll(*attr(e, "calls")) : 0),
         kilobytes_(attr(e, "bandwidth") ? std::stoll(*attr(e, "bandwidth")) : 0),
         period_(std::stoll(*attr(e, "renewal-period"))),
@@ -576,8 +577,15 @@ class LimitConcurrency final : public Policy {
           std::shared_ptr<void>(const_cast<LimitConcurrency*>(this),
                                 [c = counters_, k = key_](void*) { c->release(k); }));
     }
+    // After a wait for keys, the steps go on from the one that waited, not from the first.
     std::size_t position = 0;
-    return run_steps(steps_, ctx, position);
+    if (const auto it = ctx.resume_at.find(this); it != ctx.resume_at.end()) {
+      position = it->second;
+      ctx.resume_at.erase(it);
+    }
+    const Flow f = run_steps(steps_, ctx, position);
+    if (f == Flow::kPending) ctx.resume_at[this] = position;
+    return f;
   }
 
   bool holding(const Context& ctx) const {

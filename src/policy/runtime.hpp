@@ -103,6 +103,8 @@ struct Context {
   // Called once the answer is sent, with the bytes of the request body and the answer
   // (bandwidth quotas).
   std::vector<std::function<void(std::uint64_t bytes)>> on_done;
+  // Where a policy holding others (limit-concurrency) resumes after a wait for keys.
+  std::map<const void*, std::size_t> resume_at;  // by the holding policy
   // Held until the request ends (limit-concurrency slots): released when the Context goes.
   std::vector<std::shared_ptr<void>> holds;
 };

@@ -225,5 +225,50 @@ TEST(PolicyRun, APolicyThatThrowsFailsClosedWith500) {
   EXPECT_TRUE(ctx.error->unexpected);
 }
 
+// Keys that never arrive: every validation has to wait (once) and then refuse.
+class NoKeys final : public jwt::KeySource {
+ public:
+  const std::string& url() const override { return url_; }
+  const std::shared_ptr<const jwt::KeySnapshot>& snapshot() const override { return snap_; }
+  void refresh(std::function<void()> done) override {
+    if (done) done();
+  }
+
+ private:
+  std::string url_ = "https://issuer.test/.well-known/openid-configuration";
+  std::shared_ptr<const jwt::KeySnapshot> snap_ = std::make_shared<jwt::KeySnapshot>();
+};
+
+TEST(PolicyRun, LimitConcurrencyResumesAfterAWaitForKeys) {
+  std::vector<Diagnostic> errors;
+  auto d = load_policy(R"(<policies><inbound>
+  <limit-concurrency key="k" max-count="5">
+    <set-header name="X-Count" exists-action="append"><value>1</value></set-header>
+    <validate-jwt header-name="Authorization">
+      <openid-config url="https://issuer.test/.well-known/openid-configuration"/>
+    </validate-jwt>
+  </limit-concurrency>
+</inbound></policies>)",
+                       "c.xml", Scope::kApi, {}, errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].to_string();
+  CompileEnv env;
+  auto keys = std::make_shared<NoKeys>();
+  env.key_source = [keys](const std::string&) { return keys; };
+  env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
+  env.counters = make_local_counters();
+  auto p = compile(resolve({d}), env);
+  ASSERT_TRUE(p) << p.error()[0].to_string();
+  Fields h;
+  h.f.emplace_back("Authorization", "Bearer a.b.c");
+  Context ctx;
+  ctx.request_headers = &h;
+  std::size_t position = 0;
+  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kPending);
+  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kError);  // still no keys
+  // The step before the validator ran once, not again after the wait.
+  EXPECT_EQ(h.values("X-Count"), std::vector<std::string>{"1"});
+  EXPECT_EQ(ctx.error->reason, "TokenSignatureKeyNotFound");
+}
+
 }  // namespace
 }  // namespace mcpgate::policy

@@ -591,11 +591,13 @@ struct Gateway::Impl {
   template <class Fields>
   static void add_answer_headers(const policy::Context& ctx, Fields& res) {
     for (const auto& [name, value] : ctx.answer_headers) {
-      const auto it = res.find(name);
-      if (it == res.end()) {
+      if (res.find(name) == res.end()) {
         res.insert(name, value);
       } else if (core::iequals(name, "Vary")) {
-        res.set(name, vary_with(it->value(), value));
+        std::string all;  // every Vary line, joined, then ours
+        for (auto [it, end] = res.equal_range(name); it != end; ++it)
+          all += (all.empty() ? "" : ", ") + std::string(it->value());
+        res.set(name, vary_with(all, value));
       }
     }
   }

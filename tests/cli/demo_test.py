@@ -68,6 +68,10 @@ class Demo(unittest.TestCase):
             self.assertNotIn(client_id + "\n", r.stderr)
             # Nothing it started is left.
             self.assertEqual(processes_mentioning(work), [])
+            # A kept directory is not reused: its emulator already has the lab's tenant.
+            again = subprocess.run([MCPGATE, "demo", "--dir", work], capture_output=True, text=True, timeout=60)
+            self.assertEqual(again.returncode, 1)
+            self.assertIn("is not empty", again.stderr)
 
     def test_keep_then_ctrl_c(self):
         with tempfile.TemporaryDirectory() as d:

@@ -98,9 +98,12 @@ apis:
                             "--authority", self.authority, "--ca-file", self.idp.ca, "-o", output, *extra, env=env)
 
     def test_secret_from_the_environment_writes_the_token_file(self):
+        path = os.path.join(self.dir.name, "token.jwt")
+        with open(path, "w") as f:  # an older token file anyone could read
+            f.write("old")
+        os.chmod(path, 0o644)
         r = self.token("--scope", "api://mcp-api/.default", "--show", env={"MCPGATE_CLIENT_SECRET": self.idp.secret})
         self.assertEqual(r.returncode, 0, r.stderr)
-        path = os.path.join(self.dir.name, "token.jwt")
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         with open(path) as f:
             token = f.read()
@@ -137,7 +140,8 @@ apis:
         app = self.idp.cli("app", "create", "--name", "cert-agent")
         self.idp.cli("certificate", "add", "--app", app["appId"], "--cert", cert_path)
         r = self.token("--certificate", cert_path, "--key", key_path, "--scope", "api://mcp-api/.default",
-                       client=app["appId"], output="cert.jwt")
+                       client=app["appId"], output="cert.jwt",
+                       env={"MCPGATE_CLIENT_SECRET": "ignored with a certificate"})
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(self.dir.name, "cert.jwt")) as f:
             self.assertEqual(pyjwt.decode(f.read(), options={"verify_signature": False})["appid"], app["appId"])
@@ -181,6 +185,9 @@ apis:
         r = self.run_cli("mcp", url, "call", "no-such-tool", "{}", "-H", "Authorization: Bearer x")
         self.assertEqual(r.returncode, 1)
         self.assertIn("Invalid JWT.", r.stderr)
+        r = self.run_cli("mcp", url, "-H", "Authorization Bearer secret-token-value")
+        self.assertEqual(r.returncode, 2)
+        self.assertNotIn("secret-token-value", r.stderr)  # a bad header may hold a credential
         r = self.run_cli("mcp", url, "call", "echo", "[1]")
         self.assertEqual(r.returncode, 2)
         self.assertIn("must be a JSON object", r.stderr)

@@ -31,6 +31,10 @@ POLICIES = {
 </inbound>
 <on-error><base/><set-header name="X-Source" exists-action="override"><value>on-error</value></set-header></on-error>
 </policies>""",
+    # The same key with another period is another counter.
+    "rate-other-period": """<policies><inbound><base/>
+  <rate-limit-by-key calls="5" renewal-period="60" counter-key="other"/>
+</inbound></policies>""",
     "rate-nocount": """<policies><inbound><base/>
   <rate-limit-by-key calls="1" renewal-period="60" counter-key="nocount" increment-condition="false"/>
 </inbound></policies>""",
@@ -148,6 +152,7 @@ apis:
         self.assertNotIn("Retry-After", r.headers)
         self.assertTrue(1 <= int(r.headers["X-Wait"]) <= 30)
         self.assertEqual(r.headers["X-Source"], "on-error")  # the error went through on-error
+        self.assertEqual(self.get("/rate-other-period/json").status_code, 200)
 
     def test_increment_condition_false_counts_nothing(self):
         for _ in range(3):

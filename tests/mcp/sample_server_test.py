@@ -38,9 +38,9 @@ class SampleServer(unittest.TestCase):
         finally:
             c.close()
 
-    def initialize(self, version="2025-11-25"):
+    def initialize(self, version="2025-11-25", capabilities=None):
         status, headers, body = self.request("POST", {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+            "protocolVersion": version, "capabilities": capabilities or {}, "clientInfo": {"name": "t", "version": "1"}}})
         self.assertEqual(status, 200, body)
         return headers["Mcp-Session-Id"], body["result"]
 
@@ -107,24 +107,30 @@ class SampleServer(unittest.TestCase):
             "name": "test_tool_with_progress"}}, {"Mcp-Session-Id": sid})
         self.assertEqual((status, headers["Content-Type"], body["id"]), (200, "application/json", 6))
 
-    def test_sampling_keeps_the_call_open_until_the_client_answers(self):
-        sid, _ = self.initialize()
+    def open_call(self, sid, call_id, tool, arguments):
+        """POSTs a tools/call and returns the connection, its event-stream response and a reader of
+        its messages."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            c.request("POST", "/mcp", body=json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
-                "name": "test_sampling", "arguments": {"prompt": "2+2?"}}}), headers={
-                "Host": f"localhost:{self.port}", "Accept": ACCEPT, "Content-Type": "application/json",
-                "Mcp-Session-Id": sid})
-            r = c.getresponse()
-            self.assertEqual((r.status, r.getheader("Content-Type"), r.getheader("Transfer-Encoding")),
-                             (200, "text/event-stream", "chunked"))
+        c.request("POST", "/mcp", body=json.dumps({"jsonrpc": "2.0", "id": call_id, "method": "tools/call", "params": {
+            "name": tool, "arguments": arguments}}), headers={
+            "Host": f"localhost:{self.port}", "Accept": ACCEPT, "Content-Type": "application/json",
+            "Mcp-Session-Id": sid})
+        r = c.getresponse()
+        self.assertEqual((r.status, r.getheader("Content-Type"), r.getheader("Transfer-Encoding")),
+                         (200, "text/event-stream", "chunked"))
 
-            def next_message():
-                while True:
-                    line = r.readline().decode()  # chunked decoding, line by line
-                    self.assertTrue(line, "the stream ended early")
-                    if line.startswith("data: "):
-                        return json.loads(line[6:])
+        def next_message():
+            while True:
+                line = r.readline().decode()  # chunked decoding, line by line
+                self.assertTrue(line, "the stream ended early")
+                if line.startswith("data: "):
+                    return json.loads(line[6:])
+        return c, r, next_message
+
+    def test_sampling_keeps_the_call_open_until_the_client_answers(self):
+        sid, _ = self.initialize(capabilities={"sampling": {}})
+        c, r, next_message = self.open_call(sid, 9, "test_sampling", {"prompt": "2+2?"})
+        try:
             ask = next_message()  # arrives while the call is still open
             self.assertEqual(ask["method"], "sampling/createMessage")
             self.assertEqual(ask["params"]["messages"][0]["content"]["text"], "2+2?")
@@ -140,6 +146,29 @@ class SampleServer(unittest.TestCase):
             self.assertEqual(r.read(), b"\n")  # the last event's blank line, then the end
         finally:
             c.close()
+
+    def test_questions_end_with_their_session_and_need_the_capability(self):
+        sid, _ = self.initialize(capabilities={"elicitation": {}})
+        c, r, next_message = self.open_call(sid, 4, "test_elicitation", {"message": "name?"})
+        try:
+            self.assertEqual(next_message()["method"], "elicitation/create")
+            status, _, _ = self.request("DELETE", None, {"Mcp-Session-Id": sid})
+            self.assertEqual(status, 200)
+            ended = next_message()  # the open call gets an error, and its stream ends
+            self.assertEqual((ended["id"], ended["error"]["message"]), (4, "The session ended"))
+            self.assertEqual(r.read(), b"\n")
+        finally:
+            c.close()
+        # A client that did not declare sampling gets a tool error at once, not a question.
+        sid, _ = self.initialize()
+        status, _, body = self.request("POST", {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "test_sampling", "arguments": {"prompt": "x"}}}, {"Mcp-Session-Id": sid})
+        self.assertEqual((status, body["result"]["isError"]), (200, True))
+        self.assertIn("does not support sampling/createMessage", body["result"]["content"][0]["text"])
+        # Ids we never issued (fractional, huge, strings) are not taken for ours.
+        for bad in (1.5, 1e300, "1"):
+            status, _, _ = self.request("POST", {"jsonrpc": "2.0", "id": bad, "result": {}}, {"Mcp-Session-Id": sid})
+            self.assertEqual(status, 202)
 
     def test_the_get_stream_carries_what_the_server_sends_on_its_own(self):
         sid, _ = self.initialize()
