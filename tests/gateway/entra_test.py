@@ -14,7 +14,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import Gateway, closed_port, eventually  # noqa: E402
+from gateway import Gateway, check_config, closed_port, eventually  # noqa: E402
 from idp import DOMAIN, TENANT, Idp  # noqa: E402
 
 HS_SECRET = b"an-hs256-secret-of-32-bytes-long!"
@@ -279,27 +279,15 @@ apis:
 
 class LoadErrors(unittest.TestCase):
     def test_policies_that_would_let_anything_through_are_refused(self):  # cases 10, 35
-        import subprocess
-        from gateway import MCPGATE
-        with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, "p.xml"), "w") as f:
-                f.write('<policies><inbound>\n<validate-azure-ad-token tenant-id="' + TENANT + '"/>\n'
-                        '<validate-jwt><issuer-signing-keys><key>c2VjcmV0</key></issuer-signing-keys></validate-jwt>\n'
-                        '</inbound></policies>')
-            with open(os.path.join(d, "gw.yaml"), "w") as f:
-                f.write("listeners: [{port: 0}]\nentra: {authority: 'https://127.0.0.1:1'}\n"
-                        "backends: {b: {url: 'http://127.0.0.1:1'}}\napis: [{path: /x, backend: b, policy: p.xml}]\n")
-            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
-                               capture_output=True, text=True, timeout=30)
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("p.xml:3: <validate-jwt> needs exactly one of header-name", r.stderr)
-            self.assertNotIn("p.xml:2:", r.stderr)  # load errors first; then, fixed, the compile rule:
-            with open(os.path.join(d, "p.xml"), "w") as f:
-                f.write('<policies><inbound>\n<validate-azure-ad-token tenant-id="' + TENANT + '"/>\n</inbound></policies>')
-            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
-                               capture_output=True, text=True, timeout=30)
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("p.xml:2: <validate-azure-ad-token> needs client-application-ids or audiences", r.stderr)
+        r = check_config(policy='<policies><inbound>\n<validate-azure-ad-token tenant-id="' + TENANT + '"/>\n'
+                                '<validate-jwt><issuer-signing-keys><key>c2VjcmV0</key></issuer-signing-keys></validate-jwt>\n'
+                                '</inbound></policies>')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("p.xml:3: <validate-jwt> needs exactly one of header-name", r.stderr)
+        self.assertNotIn("p.xml:2:", r.stderr)  # load errors first; then, fixed, the compile rule:
+        r = check_config(policy='<policies><inbound>\n<validate-azure-ad-token tenant-id="' + TENANT + '"/>\n</inbound></policies>')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("p.xml:2: <validate-azure-ad-token> needs client-application-ids or audiences", r.stderr)
 
 
 class IssuerDown(unittest.TestCase):

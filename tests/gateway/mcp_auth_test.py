@@ -5,7 +5,6 @@ served at the path-inserted and root well-known URLs, and the 401 challenge that
 127.0.0.1."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -14,7 +13,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import MCPGATE, Gateway  # noqa: E402
+from gateway import Gateway, check_config  # noqa: E402
 from idp import TENANT, Idp  # noqa: E402
 
 GW = "https://gw.example.com"
@@ -209,33 +208,28 @@ apis:
 
 
 class ResourceMetadataConfig(unittest.TestCase):
-    def check(self, folder, api_lines, policy=""):
-        if policy:
-            write(folder, "p.xml", policy)
-        config = write(folder, "gw.yaml", "listeners: [{port: 0}]\nentra: {authority: 'https://127.0.0.1:1'}\n"
-                                          "backends: {b: {url: 'http://127.0.0.1:1'}}\napis:\n" + api_lines)
-        return subprocess.run([MCPGATE, "gateway", "--check", "-c", config], capture_output=True, text=True,
-                              timeout=30)
+    @staticmethod
+    def check(api_lines):
+        return check_config("apis:\n" + api_lines)
 
     def test_bad_metadata_is_refused(self):
-        with tempfile.TemporaryDirectory() as d:
-            r = self.check(d, "  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'https://gw/m'}}\n")
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("API m: resource_metadata needs authorization_servers, or a validate-azure-ad-token",
-                          r.stderr)
-            r = self.check(d, "  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'gw/m?x=1',\n"
-                              "     scopes_supported: ['a b'], bearer_methods_supported: [cookie], colour: red}}\n")
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("gw.yaml:6: unknown key \"colour\" in apis[0].resource_metadata", r.stderr)
-            self.assertIn("gw.yaml:5: apis[0].resource_metadata.resource must be an http(s) URL", r.stderr)
-            self.assertIn("\"a b\" is not a scope", r.stderr)
-            self.assertIn("\"cookie\" is not header, body or query", r.stderr)
-            r = self.check(d, "  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'https://gw/m',"
-                              " authorization_servers: [https://as]}}\n"
-                              "  - {name: n, path: /n, backend: b, resource_metadata: {resource: 'https://gw/m',"
-                              " authorization_servers: [https://as]}}\n")
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("API n: another API already serves /.well-known/oauth-protected-resource/m", r.stderr)
+        r = self.check("  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'https://gw/m'}}\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("API m: resource_metadata needs authorization_servers, or a validate-azure-ad-token",
+                      r.stderr)
+        r = self.check("  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'gw/m?x=1',\n"
+                       "     scopes_supported: ['a b'], bearer_methods_supported: [cookie], colour: red}}\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("gw.yaml:6: unknown key \"colour\" in apis[0].resource_metadata", r.stderr)
+        self.assertIn("gw.yaml:5: apis[0].resource_metadata.resource must be an http(s) URL", r.stderr)
+        self.assertIn("\"a b\" is not a scope", r.stderr)
+        self.assertIn("\"cookie\" is not header, body or query", r.stderr)
+        r = self.check("  - {name: m, path: /m, backend: b, resource_metadata: {resource: 'https://gw/m',"
+                       " authorization_servers: [https://as]}}\n"
+                       "  - {name: n, path: /n, backend: b, resource_metadata: {resource: 'https://gw/m',"
+                       " authorization_servers: [https://as]}}\n")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("API n: another API already serves /.well-known/oauth-protected-resource/m", r.stderr)
 
 
 if __name__ == "__main__":

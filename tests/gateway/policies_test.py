@@ -4,17 +4,15 @@ rate-limit-by-key, quota-by-key, limit-concurrency, cors, set-backend-service an
 fail-on-error-status-code, against fake backends. Everything on 127.0.0.1."""
 import concurrent.futures
 import os
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from fake_upstream import FakeUpstream  # noqa: E402
-from gateway import MCPGATE, Gateway, eventually  # noqa: E402
+from gateway import Gateway, check_config, eventually  # noqa: E402
 
 POLICIES = {
     "rate": """<policies><inbound><base/>
@@ -296,34 +294,24 @@ apis:
 
 class LoadErrors(unittest.TestCase):
     def test_refused_at_load(self):
-        with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, "p.xml"), "w") as f:
-                f.write('<policies><inbound>\n'
-                        '<set-backend-service backend-id="b"/>\n'
-                        '<quota-by-key calls="1" renewal-period="60" counter-key="k" first-period-start="yesterday"/>\n'
-                        '<set-backend-service backend-id="nope"/>\n'
-                        '<set-backend-service base-url="ftp://x/"/>\n'
-                        '<cors allow-credentials="true"><allowed-origins><origin>*</origin></allowed-origins>'
-                        '<allowed-headers><header>*</header></allowed-headers></cors>\n'
-                        '</inbound></policies>')
-            with open(os.path.join(d, "gw.yaml"), "w") as f:
-                f.write("listeners: [{port: 0}]\nbackends: {b: {url: 'http://127.0.0.1:1'}}\n"
-                        "apis: [{path: /x, backend: b, policy: p.xml}]\n")
-            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
-                               capture_output=True, text=True, timeout=30)
-            self.assertEqual(r.returncode, 2)
-            for line, text in ((3, 'first-period-start "yesterday" is not a UTC time'),
-                               (4, 'no backend named "nope"'),
-                               (5, 'base-url "ftp://x/" is not an http(s) URL'),
-                               (6, 'allow-credentials="true" cannot go with the origin "*"')):
-                self.assertIn(f"p.xml:{line}: {text}", r.stderr)
-            # Case 42: a backend section with two policies.
-            with open(os.path.join(d, "p.xml"), "w") as f:
-                f.write('<policies>\n<backend>\n<forward-request/>\n<forward-request/>\n</backend>\n</policies>')
-            r = subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
-                               capture_output=True, text=True, timeout=30)
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("p.xml:4: <backend> holds one policy (or <base/>), not 2", r.stderr)
+        r = check_config(policy='<policies><inbound>\n'
+                                '<set-backend-service backend-id="b"/>\n'
+                                '<quota-by-key calls="1" renewal-period="60" counter-key="k" first-period-start="yesterday"/>\n'
+                                '<set-backend-service backend-id="nope"/>\n'
+                                '<set-backend-service base-url="ftp://x/"/>\n'
+                                '<cors allow-credentials="true"><allowed-origins><origin>*</origin></allowed-origins>'
+                                '<allowed-headers><header>*</header></allowed-headers></cors>\n'
+                                '</inbound></policies>')
+        self.assertEqual(r.returncode, 2)
+        for line, text in ((3, 'first-period-start "yesterday" is not a UTC time'),
+                           (4, 'no backend named "nope"'),
+                           (5, 'base-url "ftp://x/" is not an http(s) URL'),
+                           (6, 'allow-credentials="true" cannot go with the origin "*"')):
+            self.assertIn(f"p.xml:{line}: {text}", r.stderr)
+        # Case 42: a backend section with two policies.
+        r = check_config(policy='<policies>\n<backend>\n<forward-request/>\n<forward-request/>\n</backend>\n</policies>')
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("p.xml:4: <backend> holds one policy (or <base/>), not 2", r.stderr)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,23 @@ def closed_port():
     return port
 
 
+CHECK_CONFIG = ("listeners: [{port: 0}]\nentra: {authority: 'https://127.0.0.1:1'}\n"
+                "backends: {b: {url: 'http://127.0.0.1:1'}}\n")
+
+
+def check_config(apis="apis: [{path: /x, backend: b, policy: p.xml}]\n", policy=None):
+    """`mcpgate gateway --check` on a configuration with one dead backend `b` (and `apis`), and the
+    policy document p.xml beside it; the CompletedProcess."""
+    with tempfile.TemporaryDirectory() as d:
+        if policy is not None:
+            with open(os.path.join(d, "p.xml"), "w") as f:
+                f.write(policy)
+        with open(os.path.join(d, "gw.yaml"), "w") as f:
+            f.write(CHECK_CONFIG + apis)
+        return subprocess.run([MCPGATE, "gateway", "--check", "-c", os.path.join(d, "gw.yaml")],
+                              capture_output=True, text=True, timeout=30)
+
+
 def eventually(probe, timeout=5.0):
     """The first truthy value of probe() within timeout seconds (for effects that trail a response)."""
     deadline = time.time() + timeout
