@@ -447,7 +447,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
   }
   if (const auto& e = root["entra"]; e) {
     if (r.mapping(e, "entra",
-                  {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms", "hosts"})) {
+                  {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms", "token_cache_entries",
+                   "hosts"})) {
       if (e["authority"]) {
         c.entra.authority = r.string(e["authority"], "entra.authority").value_or("");
         if (c.entra.authority.rfind("https://", 0) != 0 &&
@@ -462,6 +463,11 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
         r.millis(e["key_refresh_ms"], "entra.key_refresh_ms", c.entra.key_refresh);
       if (e["key_refetch_min_ms"])
         r.millis(e["key_refetch_min_ms"], "entra.key_refetch_min_ms", c.entra.key_refetch_min, 0);
+      if (e["token_cache_entries"]) {
+        c.entra.token_cache_entries =
+            r.number<std::size_t>(e["token_cache_entries"], "entra.token_cache_entries", 0, 1000000)
+                .value_or(c.entra.token_cache_entries);
+      }
       if (const auto& hs = e["hosts"]; hs) {
         if (!hs.IsMap()) {
           r.error(hs, "entra.hosts must be a mapping of host name: {address, ca_file}");

@@ -85,6 +85,7 @@ struct Entra {
   std::string ca_file;  // trust for the key fetches (an emulator's CA); empty: the system store
   std::chrono::milliseconds key_refresh{3'600'000};    // background refresh of every key set
   std::chrono::milliseconds key_refetch_min{300'000};  // unknown kid: at most one fetch per this
+  std::size_t token_cache_entries = 4096;  // tokens that passed, kept until they expire; 0: off
   // Authority hosts served from another address (a sovereign cloud's emulator, offline): the
   // host name still goes in SNI and Host and must be in the certificate.
   struct HostRoute {

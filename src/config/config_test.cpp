@@ -93,6 +93,22 @@ colour: blue
   }
 }
 
+TEST(Config, TokenCacheEntries) {
+  const std::string base = R"(listeners: [{address: 127.0.0.1, port: 8080}]
+backends: {b: {url: "http://127.0.0.1:3000"}}
+apis: [{path: /, backend: b}]
+)";
+  auto defaults = parse(base, "a.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config.entra.token_cache_entries, 4096u);
+  auto off = parse(base + "entra: {token_cache_entries: 0}\n", "a.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off.config.entra.token_cache_entries, 0u);
+  auto bad = parse(base + "entra: {token_cache_entries: -1}\n", "a.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.errors.at(0).to_string().find("entra.token_cache_entries"), std::string::npos);
+}
+
 TEST(Config, SyntaxAndMissingSections) {
   auto r = parse("listeners: [\n", "x.yaml");
   ASSERT_FALSE(r.ok());

@@ -5,7 +5,9 @@
 namespace mcpgate::jwt {
 
 VerifiedTokenCache::VerifiedTokenCache(std::size_t capacity)
-    : sets_(std::max<std::size_t>(1, capacity / (kShards * kWays))), shards_(new Shard[kShards]) {
+    : sets_(capacity ? std::max<std::size_t>(1, capacity / (kShards * kWays)) : 0),
+      shards_(new Shard[kShards]) {
+  if (sets_ == 0) return;  // off: nothing is kept
   for (std::size_t i = 0; i < kShards; ++i) shards_[i].slots.reset(new Slot[sets_ * kWays]);
 }
 
@@ -16,7 +18,7 @@ VerifiedTokenCache::Slot* VerifiedTokenCache::set_for(Shard& shard, std::uint64_
 }
 
 VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token) const {
-  if (token.size() > kMaxTokenBytes) return nullptr;
+  if (sets_ == 0 || token.size() > kMaxTokenBytes) return nullptr;
   const std::uint64_t h = core::fast_hash(token);
   Shard& shard = shards_[h % kShards];
   std::lock_guard lock(shard.mu);
@@ -28,7 +30,7 @@ VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token) const {
 }
 
 void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, double expires_at) {
-  if (token.size() > kMaxTokenBytes || !value) return;
+  if (sets_ == 0 || token.size() > kMaxTokenBytes || !value) return;
   const std::uint64_t h = core::fast_hash(token);
   Shard& shard = shards_[h % kShards];
   VerifiedTokenPtr evicted;  // released outside the lock

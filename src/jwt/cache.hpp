@@ -19,6 +19,7 @@ namespace mcpgate::jwt {
 // passed; validate_cached() re-checks time, key and claims on every hit.
 class VerifiedTokenCache {
  public:
+  // capacity 0: the cache is off (find never hits, insert keeps nothing).
   explicit VerifiedTokenCache(std::size_t capacity = 4096);
   ~VerifiedTokenCache();
   VerifiedTokenCache(const VerifiedTokenCache&) = delete;

@@ -37,6 +37,21 @@ TEST(Cache, HitSkipsSignatureButRechecksClaims) {
   EXPECT_FALSE(validate_cached(t, keys, es_only, kNow, cache).ok());
 }
 
+TEST(Cache, CapacityZeroKeepsNothing) {
+  KeySet keys = testing::standard_keys();
+  VerifiedTokenCache cache(0);
+  EXPECT_EQ(cache.capacity(), 0u);
+  Requirements req;
+  const std::string t = testing::token(R"({"kid":"rsa-a"})", R"({"exp":1800000100,"aud":"a"})");
+  auto first = validate_cached(t, keys, req, kNow, cache);
+  auto second = validate_cached(t, keys, req, kNow, cache);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(first->get(), second->get());  // verified twice: nothing was kept
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.find(t), nullptr);
+}
+
 TEST(Cache, HitNeedsTheVerifyingKeyStillTrusted) {
   KeySet keys = testing::standard_keys();
   VerifiedTokenCache cache(64);

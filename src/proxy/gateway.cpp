@@ -440,8 +440,7 @@ struct Gateway::Impl {
   GatewayOptions options;
   // Signing keys behind OpenID configurations, and tokens that passed: shared by every policy.
   std::unique_ptr<oidc::KeyService> keys;
-  std::shared_ptr<jwt::VerifiedTokenCache> token_cache =
-      std::make_shared<jwt::VerifiedTokenCache>();
+  std::shared_ptr<jwt::VerifiedTokenCache> token_cache;  // sized by entra.token_cache_entries
   // Rate limits, quotas and concurrency slots: one store for every worker, kept across reloads.
   std::shared_ptr<policy::CounterStore> counters = policy::make_local_counters();
   std::shared_ptr<const Runtime> runtime;  // the newest snapshot (control thread)
@@ -1278,6 +1277,7 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
   for (const auto& [host, route] : config.entra.hosts)
     key_options.hosts[host] = oidc::HostRoute{route.address, route.ca_file};
   impl.keys = std::make_unique<oidc::KeyService>(std::move(key_options));
+  impl.token_cache = std::make_shared<jwt::VerifiedTokenCache>(config.entra.token_cache_entries);
   auto rt = build_runtime(
       config, [&impl](const std::string& n) { return impl.slot_for(n); }, impl.compile_env());
   if (!rt) return core::fail(rt.error());

@@ -231,8 +231,10 @@ std::string restart_needed(const Runtime& a, const Runtime& b) {
   if (a.workers != b.workers) changed.emplace_back("workers");
   if (a.access_log != b.access_log) changed.emplace_back("access_log");
   if (a.entra.ca_file != b.entra.ca_file || a.entra.key_refresh != b.entra.key_refresh ||
-      a.entra.key_refetch_min != b.entra.key_refetch_min || a.entra.hosts != b.entra.hosts)
-    changed.emplace_back("entra (ca_file, key_refresh_ms, key_refetch_min_ms, hosts)");
+      a.entra.key_refetch_min != b.entra.key_refetch_min || a.entra.hosts != b.entra.hosts ||
+      a.entra.token_cache_entries != b.entra.token_cache_entries)
+    changed.emplace_back(
+        "entra (ca_file, key_refresh_ms, key_refetch_min_ms, token_cache_entries, hosts)");
   std::string out;
   for (const auto& c : changed) out += (out.empty() ? "" : ", ") + c;
   return out;
