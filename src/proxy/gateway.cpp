@@ -18,6 +18,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -242,7 +243,8 @@ struct RelayOptions {
   std::chrono::milliseconds read_timeout{0};  // 0: none (event streams)
   std::chrono::milliseconds write_timeout{0};
   Clock::time_point deadline = Clock::time_point::max();
-  std::uint64_t* copied = nullptr;
+  std::uint64_t* copied = nullptr;   // body bytes read
+  std::uint64_t* written = nullptr;  // bytes written: head, framing and body
   EndpointRewriter* rewriter = nullptr;
   Heartbeat* heartbeat = nullptr;
 };
@@ -252,16 +254,58 @@ struct RelayResult {
   bool reading = false;  // the error came from the side being read
 };
 
-// Copies a message body from `in` (parsed by `p`) to `out` (serialized by `sr`) as it arrives:
-// each read is written before the next, so nothing is held back (SSE events go out at once).
+// How a relayed body goes out: not at all (a head-only answer), as it is read (Content-Length,
+// or until the connection closes), or in chunks of our own (RFC 9112 §7.1).
+enum class Framing { kNone, kRaw, kChunked };
+
+// A message head as it goes on the wire: start line, fields, empty line. Written by hand rather
+// than by Beast's serializer, so a head and the first bytes of its body leave in one write.
+void append_fields(std::string& out, const bhttp::fields& fields) {
+  for (const auto& f : fields) {
+    out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+  }
+  out.append("\r\n");
+}
+void append_version(std::string& out, unsigned version) {
+  out.append("HTTP/");
+  out.push_back(static_cast<char>('0' + version / 10 % 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + version % 10));
+}
+void append_head(std::string& out, const bhttp::request_header<>& req) {
+  out.append(req.method_string()).append(" ").append(req.target()).append(" ");
+  append_version(out, req.version());
+  out.append("\r\n");
+  append_fields(out, req);
+}
+void append_head(std::string& out, const bhttp::response_header<>& res) {
+  append_version(out, res.version());
+  const unsigned code = res.result_int();
+  const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
+                         static_cast<char>('0' + code / 10 % 10), static_cast<char>('0' + code % 10),
+                         ' '};
+  out.append(digits, sizeof digits);
+  const auto reason = res.reason();
+  out.append(reason.empty() ? bhttp::obsolete_reason(res.result()) : reason).append("\r\n");
+  append_fields(out, res);
+}
+
+// Copies a message body from `in` (parsed by `p`) to `out` as it arrives: each read is written
+// before the next, so nothing is held back (SSE events go out at once). `head`, when not empty,
+// leaves with the first bytes of the body: one write for a small answer, head and body.
 template <bool isRequest, class In, class Out>
 awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
                                   bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
-                                  bhttp::serializer<isRequest, bhttp::buffer_body>& sr, char* buf,
+                                  std::string_view head, Framing framing, char* buf,
                                   const RelayOptions& o) {
   auto& body = p.get().body();
   Heartbeat* hb = o.heartbeat;
+  char size_line[24];
+  static constexpr std::string_view kCrlf = "\r\n";
+  static constexpr std::string_view kLastChunk = "0\r\n\r\n";
   while (true) {
+    const char* data = nullptr;
+    std::size_t size = 0;
     if (!p.is_done()) {
       body.data = buf;
       body.size = kRelayBuffer;
@@ -269,20 +313,33 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
       auto [rec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
       (void)rn;
       if (rec && rec != bhttp::error::need_buffer) co_return RelayResult{rec, true};
-      body.size = kRelayBuffer - body.size;
-      body.data = buf;
-      body.more = !p.is_done();
+      data = buf;
+      size = kRelayBuffer - body.size;
       if (o.rewriter && !o.rewriter->done) {
-        const auto bytes = o.rewriter->feed(std::string_view(buf, body.size), p.is_done());
-        body.data = const_cast<char*>(bytes.data());
-        body.size = bytes.size();
+        const auto bytes = o.rewriter->feed(std::string_view(buf, size), p.is_done());
+        data = bytes.data();
+        size = bytes.size();
       }
-      if (o.copied) *o.copied += body.size;
-      if (body.size == 0 && !p.is_done()) continue;
-    } else {
-      body.data = nullptr;
-      body.size = 0;
-      body.more = false;
+      if (o.copied) *o.copied += size;
+      if (framing == Framing::kNone) size = 0;
+    }
+    const bool last = p.is_done();
+    std::array<asio::const_buffer, 5> bufs;
+    std::size_t n = 0;
+    if (!head.empty()) bufs[n++] = asio::buffer(head.data(), head.size());
+    if (size > 0) {
+      if (framing == Framing::kChunked) {
+        const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", size);
+        bufs[n++] = asio::buffer(size_line, static_cast<std::size_t>(len));
+      }
+      bufs[n++] = asio::buffer(data, size);
+      if (framing == Framing::kChunked) bufs[n++] = asio::buffer(kCrlf.data(), kCrlf.size());
+    }
+    if (last && framing == Framing::kChunked)
+      bufs[n++] = asio::buffer(kLastChunk.data(), kLastChunk.size());
+    if (n == 0) {
+      if (last) co_return RelayResult{};
+      continue;  // nothing to pass on yet (the rewriter holds a partial first event)
     }
     if (hb) {
       while (hb->writing) {
@@ -291,17 +348,16 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
       }
       hb->writing = true;
     }
-    const char* written = static_cast<const char*>(body.data);
-    const std::size_t written_size = body.size;
     arm(out, o.write_timeout, o.deadline);
-    auto [wec, wn] = co_await bhttp::async_write(out, sr, kTuple);
-    (void)wn;
+    auto [wec, wn] = co_await asio::async_write(out, bufs, kTuple);
+    if (o.written) *o.written += wn;
+    head = {};
     if (hb) {
       hb->writing = false;
-      if (written) hb->wrote(written, written_size);
+      if (size > 0) hb->wrote(data, size);
     }
-    if (wec && wec != bhttp::error::need_buffer) co_return RelayResult{wec, false};
-    if (p.is_done() && sr.is_done()) co_return RelayResult{};
+    if (wec) co_return RelayResult{wec, false};
+    if (last) co_return RelayResult{};
   }
 }
 
@@ -954,6 +1010,9 @@ struct Gateway::Impl {
     req.set("X-Forwarded-Proto", tls ? "https" : "http");
     req.version(11);
     req.keep_alive(true);
+    std::string upstream_head;
+    upstream_head.reserve(1024);
+    append_head(upstream_head, req);
 
     std::optional<net::UpstreamConn> upstream;
     std::optional<bhttp::response_parser<bhttp::buffer_body>> res_holder;
@@ -990,14 +1049,16 @@ struct Gateway::Impl {
         upstream.emplace(std::move(*connected.conn));
       }
       arm(*upstream, response_timeout, deadline);
-      bhttp::request_serializer<bhttp::buffer_body> sr{req};
       boost::system::error_code wec;
       if (buffer_message) {
-        auto [ec, n] = co_await bhttp::async_write(*upstream, sr, kTuple);
+        // Head and body in one write.
+        const std::array<asio::const_buffer, 2> bufs{asio::buffer(upstream_head),
+                                                     asio::buffer(message)};
+        auto [ec, n] = co_await asio::async_write(*upstream, bufs, kTuple);
         (void)n;
         wec = ec;
       } else {
-        auto [ec, n] = co_await bhttp::async_write_header(*upstream, sr, kTuple);
+        auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(upstream_head), kTuple);
         (void)n;
         wec = ec;
         if (!wec && request_has_body) {
@@ -1006,8 +1067,9 @@ struct Gateway::Impl {
           ro.write_timeout = response_timeout;
           ro.deadline = deadline;
           ro.copied = &bytes_in;
-          const auto relayed =
-              co_await relay_body(client, cbuf, req_p, *upstream, sr, relay_buf, ro);
+          const auto relayed = co_await relay_body(
+              client, cbuf, req_p, *upstream, {},
+              req.chunked() ? Framing::kChunked : Framing::kRaw, relay_buf, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -1186,22 +1248,27 @@ struct Gateway::Impl {
       keep = false;
     }
     res.keep_alive(keep);
-    bhttp::response_serializer<bhttp::buffer_body> rs{res};
-    arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : deadline);
-    auto [hwec, hwn] = co_await bhttp::async_write_header(client, rs, kTuple);
-    bytes_out += hwn;
-    if (hwec) {
-      log();
-      co_return false;
+    std::string head;
+    head.reserve(512);
+    append_head(head, res);
+    if (event_stream) {
+      // The head goes at once: the client knows its stream is open before the first event.
+      arm(client, limits.idle_timeout, Clock::time_point::max());
+      auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(head), kTuple);
+      bytes_out += hwn;
+      if (hwec) {
+        log();
+        co_return false;
+      }
+      head.clear();
     }
-    std::uint64_t body_bytes = 0;
     RelayOptions ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
     // no request deadline then; a slow client still gets the idle timeout on each write.
     ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : response_timeout;
     ro.write_timeout = limits.idle_timeout;
     ro.deadline = event_stream ? Clock::time_point::max() : deadline;
-    ro.copied = &body_bytes;
+    ro.written = &bytes_out;
     std::shared_ptr<ClientWatch> watch;
     std::shared_ptr<Heartbeat> heartbeat;
     if (event_stream && cbuf.size() == 0) {
@@ -1228,8 +1295,11 @@ struct Gateway::Impl {
       rewriter->prefix = route->api.path;
       ro.rewriter = &*rewriter;
     }
-    const auto relayed = co_await relay_body(*upstream, ubuf, res_p, client, rs, relay_buf, ro);
-    bytes_out += body_bytes;
+    const Framing framing = bodiless         ? Framing::kNone
+                            : res.chunked() ? Framing::kChunked
+                                            : Framing::kRaw;
+    const auto relayed =
+        co_await relay_body(*upstream, ubuf, res_p, client, head, framing, relay_buf, ro);
     if (heartbeat) {
       heartbeat->active = false;
       heartbeat->timer.cancel();

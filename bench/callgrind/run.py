@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""Instructions per proxied request, counted by callgrind: a cost figure machine noise cannot move.
+
+Runs `mcpgate gateway` (one worker) under valgrind's callgrind in front of a small local origin,
+sends warm-up requests, zeroes the counters, sends N requests one after another on one keep-alive
+connection, dumps the counters and divides. Setups:
+
+  plain         no policy
+  jwt-cached    validate-jwt (RS256, inline key, iss/aud/exp) with the same token every time
+  jwt-fresh     the same with entra.token_cache_entries: 0 (every request verifies the signature)
+
+  /usr/bin/python3 bench/callgrind/run.py [--requests 300] [--json out.json]
+      [--check bench/callgrind/baseline.json [--tolerance 0.10]] [--write-baseline F]
+
+With --check, exits 1 when a setup costs more than the baseline by more than the tolerance (fewer
+is fine: update the baseline to keep the gain). Loopback only; stops what it started.
+"""
+import argparse
+import base64
+import glob
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BODY = (b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello from the origin, '
+        b'a reply of about two hundred bytes like a small MCP tool result"}],"isError":false}}')
+
+
+class Origin(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args):
+        pass
+
+
+class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_token(d):
+    """An RS256 key pair, the key's n/e for an inline issuer-signing-keys, and a token it signed."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    nums = key.public_key().public_numbers()
+    n = b64url(nums.n.to_bytes(256, "big"))
+    e = b64url(nums.e.to_bytes(3, "big"))
+    header = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "bench"}).encode())
+    now = int(time.time())
+    claims = b64url(json.dumps({"iss": "https://issuer.bench", "aud": "api://bench", "iat": now,
+                                "nbf": now, "exp": now + 3600, "azp": "bench-client"}).encode())
+    signing_input = f"{header}.{claims}".encode()
+    sig = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    return n, e, f"{header}.{claims}.{b64url(sig)}"
+
+
+def policy_xml(n, e):
+    return f"""<policies>
+  <inbound>
+    <base />
+    <validate-jwt header-name="Authorization" failed-validation-httpcode="401">
+      <issuer-signing-keys><key id="bench" n="{n}" e="{e}" /></issuer-signing-keys>
+      <audiences><audience>api://bench</audience></audiences>
+      <issuers><issuer>https://issuer.bench</issuer></issuers>
+    </validate-jwt>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+  <on-error><base /></on-error>
+</policies>
+"""
+
+
+def count(mcpgate, d, name, config, requests, headers, keep=None):
+    """Instructions per request for one gateway configuration."""
+    conf = os.path.join(d, f"{name}.yaml")
+    with open(conf, "w") as f:
+        f.write(config)
+    ready = os.path.join(d, f"{name}.ready")
+    out = os.path.join(d, f"{name}.callgrind.%p")
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--compress-strings=no", f"--callgrind-out-file={out}",
+                             mcpgate, "gateway", "-c", conf, "--no-watch", "--ready-file", ready],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(ready):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{name}: the gateway did not start")
+            time.sleep(0.1)
+        with open(ready) as f:
+            url = json.load(f)["listeners"][0]
+        host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+
+        def send(n):
+            for _ in range(n):
+                conn.request("GET", "/mcp", headers=headers)
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200 or body != BODY:
+                    raise RuntimeError(f"{name}: got {r.status} {body[:200]!r}")
+
+        send(50)  # warm up: pools, caches, lazy initialisation
+        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        send(requests)
+        subprocess.run(["callgrind_control", "--dump=measured", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        conn.close()
+        dumps = [p for p in glob.glob(os.path.join(d, f"{name}.callgrind.{proc.pid}*"))
+                 if not p.endswith(f".{proc.pid}")]
+        total = 0
+        for path in dumps:  # one file per thread may be written; the worker's holds the work
+            with open(path) as f:
+                text = f.read()
+            if "measured" not in text:
+                continue
+            if keep:
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(path, os.path.join(keep, f"{name}.callgrind"))
+            m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+            total += int(m.group(1)) if m else 0
+        if not total:
+            raise RuntimeError(f"{name}: no callgrind dump found")
+        return total / requests
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mcpgate", default=os.path.join(HERE, "..", "..", "build", "release", "src", "app", "mcpgate"))
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh")
+    ap.add_argument("--json")
+    ap.add_argument("--check")
+    ap.add_argument("--tolerance", type=float, default=0.10)
+    ap.add_argument("--write-baseline")
+    ap.add_argument("--keep", help="copy the callgrind dumps here (for callgrind_annotate)")
+    args = ap.parse_args()
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        sys.exit("valgrind is missing: run scripts/setup.sh")
+    mcpgate = os.path.abspath(args.mcpgate)
+    origin = ThreadingServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    origin_port = origin.server_address[1]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="mcpgate-callgrind-") as d:
+        n, e, token = make_token(d)
+        policy = os.path.join(d, "jwt.xml")
+        with open(policy, "w") as f:
+            f.write(policy_xml(n, e))
+        common = (f"listeners: [{{address: 127.0.0.1, port: 0}}]\n"
+                  f"backends: {{origin: {{url: \"http://127.0.0.1:{origin_port}\"}}}}\n"
+                  f"workers: 1\naccess_log: \"off\"\n")
+        setups = {
+            "plain": (common + "apis: [{name: bench, path: /, backend: origin}]\n", {}),
+            "jwt-cached": (common + f"apis: [{{name: bench, path: /, backend: origin, policy: {policy}}}]\n",
+                           {"Authorization": f"Bearer {token}"}),
+            "jwt-fresh": (common + f"apis: [{{name: bench, path: /, backend: origin, policy: {policy}}}]\n"
+                          "entra: {token_cache_entries: 0}\n", {"Authorization": f"Bearer {token}"}),
+        }
+        for name in args.only.split(","):
+            config, headers = setups[name]
+            results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep))
+            print(f"{name:12s} {results[name]:>10,d} instructions per request", flush=True)
+    origin.shutdown()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if args.write_baseline:
+        with open(args.write_baseline, "w") as f:
+            json.dump(results, f, indent=2)
+            f.write("\n")
+    if args.check:
+        with open(args.check) as f:
+            baseline = json.load(f)
+        worse = []
+        for name, value in results.items():
+            if name in baseline:
+                ratio = value / baseline[name]
+                print(f"{name:12s} {ratio:6.3f}x the baseline ({baseline[name]:,d})")
+                if ratio > 1 + args.tolerance:
+                    worse.append(name)
+        if worse:
+            sys.exit(f"costlier than the baseline by more than {args.tolerance:.0%}: {', '.join(worse)}")
+
+
+if __name__ == "__main__":
+    main()
