@@ -10,7 +10,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <atomic>
@@ -23,6 +22,7 @@
 
 #include "core/result.hpp"
 #include "net/address.hpp"
+#include "net/timed_socket.hpp"
 #include "net/tls.hpp"
 
 namespace mcpgate::net {
@@ -72,8 +72,8 @@ class ConnectionGuard {
 };
 
 // Takes an accepted socket through TLS when `tls` is set (handshake within `handshake_timeout`)
-// and calls `serve(stream, remote_address, secure)` with a beast::tcp_stream or a
-// beast::ssl_stream<beast::tcp_stream>; shuts the connection down after.
+// and calls `serve(stream, remote_address, secure)` with a TimedSocket or a
+// beast::ssl_stream<TimedSocket>; shuts the connection down after.
 template <class Serve>
 boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket,
                                             [[maybe_unused]] ConnectionGuard guard,
@@ -87,13 +87,13 @@ boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket,
   const std::string remote = ignored ? std::string() : ep.address().to_string();
   socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   if (!tls) {
-    beast::tcp_stream stream(std::move(socket));
+    TimedSocket stream(std::move(socket));
     co_await serve(stream, remote, false);
     stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
     co_return;
   }
   auto* ctx = static_cast<boost::asio::ssl::context*>(tls->native());
-  beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *ctx);
+  beast::ssl_stream<TimedSocket> stream(TimedSocket(std::move(socket)), *ctx);
   beast::get_lowest_layer(stream).expires_after(handshake_timeout);
   auto [ec] = co_await stream.async_handshake(boost::asio::ssl::stream_base::server, kTuple);
   if (ec) co_return;

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 
 #include <cerrno>
 
@@ -52,12 +53,14 @@ asio::awaitable<ConnectResult> connect_upstream(asio::io_context& ioc, const Ups
   }
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
+  TimedSocket socket(stream.release_socket());
   if (!target.tls) {
-    out.conn.emplace(std::move(stream));
+    out.conn.emplace(std::move(socket));
     co_return out;
   }
+  socket.expires_at(until);  // the handshake too
   auto& ctx = *static_cast<asio::ssl::context*>(target.tls->native());
-  UpstreamConn::tls_stream tls(std::move(stream), ctx);
+  UpstreamConn::tls_stream tls(std::move(socket), ctx);
   SSL* ssl = tls.native_handle();
   const std::string& name = target.tls_name.empty() ? target.host : target.tls_name;
   boost::system::error_code ip_ec;

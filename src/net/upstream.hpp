@@ -4,7 +4,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
@@ -12,13 +11,14 @@
 #include <string>
 #include <utility>
 
+#include "net/timed_socket.hpp"
 #include "net/tls.hpp"
 
 namespace mcpgate::net {
 
 class UpstreamConn {
  public:
-  using tcp_stream = boost::beast::tcp_stream;
+  using tcp_stream = TimedSocket;
   using tls_stream = boost::beast::ssl_stream<tcp_stream>;
   using executor_type = tcp_stream::executor_type;
   using time_point = std::chrono::steady_clock::time_point;
@@ -30,7 +30,7 @@ class UpstreamConn {
   tcp_stream& lowest() { return tls_ ? boost::beast::get_lowest_layer(*tls_) : *tcp_; }
   bool secure() const { return tls_.has_value(); }
 
-  // Deadlines for the next operations (Beast closes the socket when one passes).
+  // Deadlines for the next operations (the socket closes when one passes).
   void expires_at(time_point t) { lowest().expires_at(t); }
   void expires_never() { lowest().expires_never(); }
   void close() {

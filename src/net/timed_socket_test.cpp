@@ -1,0 +1,160 @@
+#include "net/timed_socket.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <optional>
+
+#include <gtest/gtest.h>
+
+namespace mcpgate::net {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+// A connected loopback pair: `ours` wrapped, `peer` plain.
+struct Pair {
+  asio::io_context ioc{1};
+  std::optional<TimedSocket> ours;
+  tcp::socket peer{ioc};
+  Pair() {
+    tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket client(ioc);
+    client.connect(acceptor.local_endpoint());
+    peer = acceptor.accept();
+    ours.emplace(std::move(client));
+  }
+  template <class F>
+  void run(F f) {
+    asio::co_spawn(ioc, std::move(f), asio::detached);
+    ioc.run_for(5s);
+  }
+};
+
+TEST(TimedSocket, APendingReadPastItsDeadlineIsATimeoutAndClosesTheSocket) {
+  Pair p;
+  boost::system::error_code got;
+  const auto started = std::chrono::steady_clock::now();
+  p.run([&]() -> asio::awaitable<void> {
+    char c;
+    p.ours->expires_after(50ms);
+    auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    got = ec;
+  });
+  EXPECT_EQ(got, boost::beast::error::timeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 50ms);
+  EXPECT_FALSE(p.ours->socket().is_open());
+}
+
+TEST(TimedSocket, AnOperationStartedAfterTheDeadlineFailsAtOnce) {
+  Pair p;
+  boost::system::error_code got;
+  p.run([&]() -> asio::awaitable<void> {
+    p.ours->expires_at(std::chrono::steady_clock::now() - 1ms);
+    auto [ec, n] = co_await asio::async_write(*p.ours, asio::buffer("x", 1), kTuple);
+    got = ec;
+  });
+  EXPECT_EQ(got, boost::beast::error::timeout);
+}
+
+TEST(TimedSocket, ADeadlineMovedLaterOrPassedWithNothingPendingDoesNotFire) {
+  Pair p;
+  boost::system::error_code first, second;
+  std::size_t got = 0;
+  p.run([&]() -> asio::awaitable<void> {
+    char c;
+    // The timer is armed for 30 ms; the read completes before it (the peer writes at once).
+    p.ours->expires_after(30ms);
+    asio::write(p.peer, asio::buffer("a", 1));
+    auto [ec1, n1] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    first = ec1;
+    got += n1;
+    // Nothing pending when it fires; then the deadline moves to 200 ms, and the peer answers
+    // after 80 ms: the read must succeed although the first wait ended before that.
+    asio::steady_timer t(p.ioc);
+    t.expires_after(50ms);
+    co_await t.async_wait(kTuple);
+    p.ours->expires_after(200ms);
+    asio::steady_timer later(p.ioc);
+    later.expires_after(80ms);
+    later.async_wait([&](auto) { asio::write(p.peer, asio::buffer("b", 1)); });
+    auto [ec2, n2] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    second = ec2;
+    got += n2;
+  });
+  EXPECT_FALSE(first) << first.message();
+  EXPECT_FALSE(second) << second.message();
+  EXPECT_EQ(got, 2u);
+  EXPECT_TRUE(p.ours->socket().is_open());
+}
+
+TEST(TimedSocket, ADeadlineMovedLaterWhileAReadIsPendingWaitsAgain) {
+  Pair p;
+  boost::system::error_code got;
+  std::size_t n_read = 0;
+  p.run([&]() -> asio::awaitable<void> {
+    char c;
+    p.ours->expires_after(30ms);
+    asio::steady_timer extend(p.ioc), answer(p.ioc);
+    extend.expires_after(10ms);
+    extend.async_wait([&](auto) { p.ours->expires_after(300ms); });
+    answer.expires_after(80ms);
+    answer.async_wait([&](auto) { asio::write(p.peer, asio::buffer("a", 1)); });
+    auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    got = ec;
+    n_read = n;
+  });
+  EXPECT_FALSE(got) << got.message();
+  EXPECT_EQ(n_read, 1u);
+}
+
+TEST(TimedSocket, AnEarlierDeadlineReArmsTheTimer) {
+  Pair p;
+  boost::system::error_code got;
+  const auto started = std::chrono::steady_clock::now();
+  p.run([&]() -> asio::awaitable<void> {
+    char c;
+    p.ours->expires_after(10s);  // armed far out
+    asio::write(p.peer, asio::buffer("a", 1));
+    co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    p.ours->expires_after(40ms);  // earlier than the armed timer: it must move
+    auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    got = ec;
+  });
+  EXPECT_EQ(got, boost::beast::error::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
+}
+
+TEST(TimedSocket, NoDeadlineWaitsAndDestructionEndsAPendingRead) {
+  Pair p;
+  bool completed = false;
+  boost::system::error_code got;
+  asio::co_spawn(
+      p.ioc,
+      [&]() -> asio::awaitable<void> {
+        char c;
+        p.ours->expires_never();
+        auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+        got = ec;
+        completed = true;
+      },
+      asio::detached);
+  p.ioc.run_for(100ms);
+  EXPECT_FALSE(completed);
+  p.ours.reset();  // the socket closes; the pending read ends, its state still valid
+  p.ioc.run_for(1s);
+  EXPECT_TRUE(completed);
+  EXPECT_EQ(got, asio::error::operation_aborted);
+}
+
+}  // namespace
+}  // namespace mcpgate::net
