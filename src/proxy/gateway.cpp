@@ -54,21 +54,37 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-// RFC 9110 §7.6.1: fields that describe one connection, not the message.
+// RFC 9110 §7.6.1: fields that describe one connection, not the message — the fixed ones, and
+// those the Connection field names (except the framing fields, which the relay handles). One
+// pass over the fields.
 void strip_hop_by_hop(bhttp::fields& f) {
-  std::vector<std::string> listed;
-  for (auto part : core::split(f[bhttp::field::connection], ",")) {
-    const auto name = core::trim(part);
-    if (!name.empty()) listed.emplace_back(name);
-  }
-  for (const auto& name : listed) {
-    if (!core::iequals(name, "transfer-encoding") && !core::iequals(name, "content-length"))
-      f.erase(name);
-  }
-  for (auto field :
-       {bhttp::field::connection, bhttp::field::keep_alive, bhttp::field::proxy_connection,
-        bhttp::field::te, bhttp::field::upgrade, bhttp::field::trailer, bhttp::field::expect}) {
-    f.erase(field);
+  const std::string listed(f[bhttp::field::connection]);  // copied: the field itself goes
+  for (auto it = f.begin(); it != f.end();) {
+    bool hop = false;
+    switch (it->name()) {
+      case bhttp::field::connection:
+      case bhttp::field::keep_alive:
+      case bhttp::field::proxy_connection:
+      case bhttp::field::te:
+      case bhttp::field::upgrade:
+      case bhttp::field::trailer:
+      case bhttp::field::expect:
+        hop = true;
+        break;
+      case bhttp::field::transfer_encoding:
+      case bhttp::field::content_length:
+        break;
+      default:
+        if (!listed.empty()) {
+          for (auto part : core::split(listed, ",")) {
+            if (core::iequals(core::trim(part), it->name_string())) {
+              hop = true;
+              break;
+            }
+          }
+        }
+    }
+    it = hop ? f.erase(it) : std::next(it);
   }
 }
 
@@ -77,9 +93,12 @@ void strip_hop_by_hop(bhttp::fields& f) {
 std::string new_request_id() {
   thread_local const std::string prefix = crypto::hex(crypto::random_bytes(8));
   thread_local std::uint64_t counter = 0;
-  char tail[17];
-  std::snprintf(tail, sizeof tail, "%016llx", static_cast<unsigned long long>(++counter));
-  return prefix + tail;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = prefix;
+  id.resize(prefix.size() + 16);
+  std::uint64_t n = ++counter;
+  for (std::size_t i = id.size(); i-- > prefix.size(); n >>= 4) id[i] = kHex[n & 15];
+  return id;
 }
 
 bool acceptable_request_id(std::string_view id) {
@@ -260,11 +279,16 @@ enum class Framing { kNone, kRaw, kChunked };
 
 // A message head as it goes on the wire: start line, fields, empty line. Written by hand rather
 // than by Beast's serializer, so a head and the first bytes of its body leave in one write.
-void append_fields(std::string& out, const bhttp::fields& fields) {
+// `skip` names fields the gateway writes itself (ours replace the message's own copies); the
+// head ends after `extra` (whole lines, CRLF included).
+using SkipField = bool (*)(const bhttp::fields::value_type&);
+void append_fields(std::string& out, const bhttp::fields& fields, SkipField skip,
+                   std::string_view extra) {
   for (const auto& f : fields) {
+    if (skip && skip(f)) continue;
     out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
   }
-  out.append("\r\n");
+  out.append(extra).append("\r\n");
 }
 void append_version(std::string& out, unsigned version) {
   out.append("HTTP/");
@@ -272,13 +296,15 @@ void append_version(std::string& out, unsigned version) {
   out.push_back('.');
   out.push_back(static_cast<char>('0' + version % 10));
 }
-void append_head(std::string& out, const bhttp::request_header<>& req) {
+void append_head(std::string& out, const bhttp::request_header<>& req, SkipField skip = nullptr,
+                 std::string_view extra = {}) {
   out.append(req.method_string()).append(" ").append(req.target()).append(" ");
   append_version(out, req.version());
   out.append("\r\n");
-  append_fields(out, req);
+  append_fields(out, req, skip, extra);
 }
-void append_head(std::string& out, const bhttp::response_header<>& res) {
+void append_head(std::string& out, const bhttp::response_header<>& res, SkipField skip = nullptr,
+                 std::string_view extra = {}) {
   append_version(out, res.version());
   const unsigned code = res.result_int();
   const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
@@ -287,7 +313,22 @@ void append_head(std::string& out, const bhttp::response_header<>& res) {
   out.append(digits, sizeof digits);
   const auto reason = res.reason();
   out.append(reason.empty() ? bhttp::obsolete_reason(res.result()) : reason).append("\r\n");
-  append_fields(out, res);
+  append_fields(out, res, skip, extra);
+}
+bool named(const bhttp::fields::value_type& f, std::string_view name) {
+  return f.name_string().size() == name.size() && core::iequals(f.name_string(), name);
+}
+// The upstream request: Host, X-Request-Id and X-Forwarded-* are the gateway's.
+bool gateway_request_field(const bhttp::fields::value_type& f) {
+  return f.name() == bhttp::field::host || named(f, "X-Request-Id") ||
+         named(f, "X-Forwarded-For") || named(f, "X-Forwarded-Proto");
+}
+// The answer: X-Request-Id is the gateway's; so is X-Accel-Buffering on event streams.
+bool gateway_response_field(const bhttp::fields::value_type& f) {
+  return named(f, "X-Request-Id");
+}
+bool gateway_stream_field(const bhttp::fields::value_type& f) {
+  return named(f, "X-Request-Id") || named(f, "X-Accel-Buffering");
 }
 
 // Copies a message body from `in` (parsed by `p`) to `out` as it arrives: each read is written
@@ -1003,16 +1044,18 @@ struct Gateway::Impl {
     std::chrono::milliseconds response_timeout = up.response_timeout;
     if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
     req.target(up.base_path + rest);
-    strip_hop_by_hop(req);
-    req.set(bhttp::field::host, up.host_header);
-    req.set("X-Request-Id", request_id);
-    req.set("X-Forwarded-For", remote);
-    req.set("X-Forwarded-Proto", tls ? "https" : "http");
+    strip_hop_by_hop(req);  // and keep-alive upstream is HTTP/1.1's default: no Connection
     req.version(11);
-    req.keep_alive(true);
     std::string upstream_head;
-    upstream_head.reserve(1024);
-    append_head(upstream_head, req);
+    {
+      std::string ours;
+      ours.reserve(128);
+      ours.append("Host: ").append(up.host_header).append("\r\nX-Request-Id: ").append(request_id);
+      ours.append("\r\nX-Forwarded-For: ").append(remote);
+      ours.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+      upstream_head.reserve(512 + req.target().size());
+      append_head(upstream_head, req, gateway_request_field, ours);
+    }
 
     std::optional<net::UpstreamConn> upstream;
     std::optional<bhttp::response_parser<bhttp::buffer_body>> res_holder;
@@ -1229,8 +1272,6 @@ struct Gateway::Impl {
     const bool event_stream =
         core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
     strip_hop_by_hop(res);
-    res.set("X-Request-Id", request_id);
-    if (event_stream) res.set("X-Accel-Buffering", "no");  // proxies in front must not buffer
     res.version(version);
     bool keep = client_keep_alive && req_p.is_done();
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
@@ -1249,8 +1290,12 @@ struct Gateway::Impl {
     }
     res.keep_alive(keep);
     std::string head;
-    head.reserve(512);
-    append_head(head, res);
+    {
+      std::string ours = "X-Request-Id: " + request_id + "\r\n";
+      if (event_stream) ours += "X-Accel-Buffering: no\r\n";  // proxies in front must not buffer
+      head.reserve(512);
+      append_head(head, res, event_stream ? gateway_stream_field : gateway_response_field, ours);
+    }
     if (event_stream) {
       // The head goes at once: the client knows its stream is open before the first event.
       arm(client, limits.idle_timeout, Clock::time_point::max());

@@ -19,6 +19,25 @@ from fake_upstream import FakeUpstream  # noqa: E402
 from gateway import MCPGATE, Gateway, closed_port, eventually  # noqa: E402
 
 
+def read_response(sock):
+    """One response with a Content-Length body from a raw socket: (head text, body bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"closed before the head ended: {data!r}")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("closed before the body ended")
+        body += chunk
+    return head.decode("latin-1"), body
+
+
 class GatewayRelay(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -63,6 +82,29 @@ workers: 2
         self.assertEqual(kept["path"], "/base/keep/json")
         generated = self.get("/api/json").headers["X-Request-Id"]
         self.assertRegex(generated, r"^[0-9a-f]{32}$")
+
+    def test_hop_by_hop_fields_stay_and_the_gateways_own_fields_replace_the_callers(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"GET /api/hop HTTP/1.1\r\nHost: evil.example\r\n"
+                      b"Connection: keep-alive, X-Hop-In\r\nX-Hop-In: secret\r\nKeep-Alive: timeout=9\r\n"
+                      b"TE: trailers\r\nProxy-Connection: keep-alive\r\n"
+                      b"X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Kept: yes\r\n\r\n")
+            head, body = read_response(s)
+        self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+        fields = [line.split(":", 1) for line in head.split("\r\n")[1:]]
+        names = [n.strip().lower() for n, _ in fields]
+        for gone in ("x-hop-out", "keep-alive"):
+            self.assertNotIn(gone, names, head)
+        self.assertEqual(names.count("x-request-id"), 1, head)
+        self.assertRegex(dict((n.strip().lower(), v.strip()) for n, v in fields)["x-request-id"], r"^[0-9a-f]{32}$")
+        sent = [(n.lower(), v) for n, v in json.loads(body)["header_list"]]
+        sent_names = [n for n, _ in sent]
+        for gone in ("connection", "x-hop-in", "keep-alive", "te", "proxy-connection"):
+            self.assertNotIn(gone, sent_names, sent)
+        self.assertEqual([v for n, v in sent if n == "x-forwarded-for"], ["127.0.0.1"])
+        self.assertEqual([v for n, v in sent if n == "x-forwarded-proto"], ["http"])
+        self.assertEqual([v for n, v in sent if n == "host"], [f"127.0.0.1:{self.up.port}"])
+        self.assertEqual([v for n, v in sent if n == "x-kept"], ["yes"])
 
     def test_unknown_path_is_apims_404(self):
         for path in ("/nothing", "/apix", "/"):

@@ -62,7 +62,7 @@ class FakeUpstream:
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 body = self.body()
                 record = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
-                          "body_len": len(body)}
+                          "header_list": list(self.headers.items()), "body_len": len(body)}
                 with upstream.lock:
                     upstream.requests.append(record)
                 name = url.path.rstrip("/").split("/")[-1]
@@ -72,6 +72,18 @@ class FakeUpstream:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                elif name == "hop":
+                    # Fields that describe this connection only, and one the gateway sets itself.
+                    data = json.dumps(record).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Connection", "keep-alive, X-Hop-Out")
+                    self.send_header("X-Hop-Out", "1")
+                    self.send_header("Keep-Alive", "timeout=5")
+                    self.send_header("X-Request-Id", "from-the-upstream")
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif name == "chunked":
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")
