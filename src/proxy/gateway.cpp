@@ -198,6 +198,43 @@ struct Heartbeat {
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
+
+// Relay buffers, one worker's: a request borrows one while a body passes through it and gives it
+// back, so an idle connection (keep-alive between requests, an event stream between events)
+// holds none.
+class BufferPool {
+ public:
+  std::unique_ptr<char[]> take() {
+    if (free_.empty()) return std::unique_ptr<char[]>(new char[kRelayBuffer]);
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(std::unique_ptr<char[]> b) {
+    if (b && free_.size() < kMaxFree) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr std::size_t kMaxFree = 64;
+  std::vector<std::unique_ptr<char[]>> free_;
+};
+
+class RelayBuffer {
+ public:
+  explicit RelayBuffer(BufferPool& pool) : pool_(pool) {}
+  RelayBuffer(const RelayBuffer&) = delete;
+  RelayBuffer& operator=(const RelayBuffer&) = delete;
+  ~RelayBuffer() { release(); }
+  char* get() {
+    if (!buf_) buf_ = pool_.take();
+    return buf_.get();
+  }
+  void release() { pool_.give(std::move(buf_)); }
+
+ private:
+  BufferPool& pool_;
+  std::unique_ptr<char[]> buf_;
+};
 // Metrics rows: one per API name ever configured (reloads included); row 0 counts requests that
 // matched no API, the last row every API beyond the table.
 constexpr std::size_t kMaxSlots = 256;
@@ -266,6 +303,8 @@ struct RelayOptions {
   std::uint64_t* written = nullptr;  // bytes written: head, framing and body
   EndpointRewriter* rewriter = nullptr;
   Heartbeat* heartbeat = nullptr;
+  // An event stream: between reads, hold no buffer and wait until the upstream has bytes.
+  bool idle_without_buffer = false;
 };
 
 struct RelayResult {
@@ -337,7 +376,7 @@ bool gateway_stream_field(const bhttp::fields::value_type& f) {
 template <bool isRequest, class In, class Out>
 awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
                                   bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
-                                  std::string_view head, Framing framing, char* buf,
+                                  std::string_view head, Framing framing, RelayBuffer& relay,
                                   const RelayOptions& o) {
   auto& body = p.get().body();
   Heartbeat* hb = o.heartbeat;
@@ -348,6 +387,14 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
     const char* data = nullptr;
     std::size_t size = 0;
     if (!p.is_done()) {
+      if constexpr (requires { in.async_wait_readable(kTuple); }) {
+        if (o.idle_without_buffer && inbuf.size() == 0 && head.empty()) {
+          relay.release();
+          auto [wec] = co_await in.async_wait_readable(kTuple);
+          if (wec) co_return RelayResult{wec, true};
+        }
+      }
+      char* const buf = relay.get();
       body.data = buf;
       body.size = kRelayBuffer;
       arm(in, o.read_timeout, o.deadline);
@@ -515,6 +562,7 @@ struct Gateway::Impl {
     // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> validations;
     std::atomic<std::size_t> connections{0};  // open client connections on this worker
+    BufferPool buffers;                       // this worker's thread only
 
     // Runs on the worker's thread (or before it starts).
     void install(std::shared_ptr<const Runtime> rt) {
@@ -753,9 +801,6 @@ struct Gateway::Impl {
   awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls) {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
-    // Bodies pass through this buffer, one read at a time; requests on a connection are
-    // sequential, so one allocation serves all of them.
-    std::unique_ptr<char[]> relay_buf(new char[kRelayBuffer]);
     for (bool first = true;; first = false) {
       std::shared_ptr<const View> view = w.view;
       bhttp::request_parser<bhttp::buffer_body> req_p;
@@ -791,7 +836,7 @@ struct Gateway::Impl {
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
-      if (!co_await exchange(client, w, *view, req_p, cbuf, relay_buf.get(), remote, tls))
+      if (!co_await exchange(client, w, *view, req_p, cbuf, remote, tls))
         co_return;
     }
   }
@@ -800,7 +845,7 @@ struct Gateway::Impl {
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
                            bhttp::request_parser<bhttp::buffer_body>& req_p,
-                           beast::flat_buffer& cbuf, char* relay_buf, const std::string& remote,
+                           beast::flat_buffer& cbuf, const std::string& remote,
                            bool tls) {
     ++in_flight;
     struct Done {
@@ -811,6 +856,7 @@ struct Gateway::Impl {
     const auto& limits = rt.limits;
     auto& client_socket = beast::get_lowest_layer(client);
     const auto started = Clock::now();
+    RelayBuffer relay(w.buffers);  // bodies pass through it, one read at a time
     auto& req = req_p.get();
     std::string request_id;
     if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
@@ -937,7 +983,7 @@ struct Gateway::Impl {
     if (buffer_message) {
       auto& body = req.body();
       while (!req_p.is_done()) {
-        body.data = relay_buf;
+        body.data = relay.get();
         body.size = kRelayBuffer;
         arm(client, limits.idle_timeout, deadline);
         auto [rec, rn] = co_await bhttp::async_read_some(client, cbuf, req_p, kTuple);
@@ -955,7 +1001,7 @@ struct Gateway::Impl {
           log();
           co_return false;
         }
-        message.append(relay_buf, kRelayBuffer - body.size);
+        message.append(relay.get(), kRelayBuffer - body.size);
       }
       bytes_in = message.size();
       if (is_mcp_message) {
@@ -1112,7 +1158,7 @@ struct Gateway::Impl {
           ro.copied = &bytes_in;
           const auto relayed = co_await relay_body(
               client, cbuf, req_p, *upstream, {},
-              req.chunked() ? Framing::kChunked : Framing::kRaw, relay_buf, ro);
+              req.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -1314,6 +1360,12 @@ struct Gateway::Impl {
     ro.write_timeout = limits.idle_timeout;
     ro.deadline = event_stream ? Clock::time_point::max() : deadline;
     ro.written = &bytes_out;
+    // Event streams wait for the next event holding no buffer (plain TCP upstreams: over TLS,
+    // bytes may already sit in the TLS layer's buffers, unseen by the socket).
+    ro.idle_without_buffer = event_stream && !upstream->secure();
+    if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
+    std::string().swap(message);
+    std::string().swap(upstream_head);
     std::shared_ptr<ClientWatch> watch;
     std::shared_ptr<Heartbeat> heartbeat;
     if (event_stream && cbuf.size() == 0) {
@@ -1344,7 +1396,7 @@ struct Gateway::Impl {
                             : res.chunked() ? Framing::kChunked
                                             : Framing::kRaw;
     const auto relayed =
-        co_await relay_body(*upstream, ubuf, res_p, client, head, framing, relay_buf, ro);
+        co_await relay_body(*upstream, ubuf, res_p, client, head, framing, relay, ro);
     if (heartbeat) {
       heartbeat->active = false;
       heartbeat->timer.cancel();
