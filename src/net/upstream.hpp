@@ -42,13 +42,6 @@ class UpstreamConn {
   // on plain TCP, sent bytes nobody asked for). One non-blocking peek; no I/O is consumed.
   bool usable();
 
-  // Completes when the socket has bytes to read; no deadline. Over TLS, bytes may already wait in
-  // the TLS layer: callers wait only on plain connections.
-  template <class Token>
-  auto async_wait_readable(Token&& token) {
-    return lowest().socket().async_wait(boost::asio::ip::tcp::socket::wait_read,
-                                        std::forward<Token>(token));
-  }
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& b, Token&& token) {
     if (tls_) return tls_->async_read_some(b, std::forward<Token>(token));

@@ -303,7 +303,7 @@ struct RelayOptions {
   std::uint64_t* written = nullptr;  // bytes written: head, framing and body
   EndpointRewriter* rewriter = nullptr;
   Heartbeat* heartbeat = nullptr;
-  // An event stream: between reads, hold no buffer and wait until the upstream has bytes.
+  // An event stream: between events, hold no relay buffer.
   bool idle_without_buffer = false;
 };
 
@@ -387,13 +387,24 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
     const char* data = nullptr;
     std::size_t size = 0;
     if (!p.is_done()) {
-      if constexpr (requires { in.async_wait_readable(kTuple); }) {
-        if (o.idle_without_buffer && inbuf.size() == 0 && head.empty()) {
-          relay.release();
-          auto [wec] = co_await in.async_wait_readable(kTuple);
-          if (wec) co_return RelayResult{wec, true};
+      if (o.idle_without_buffer) {
+        // Wait for the next bytes holding no relay buffer: without one, the parser stops at the
+        // first body bytes (need_buffer) and leaves them in `inbuf`, where the read below finds
+        // them without I/O.
+        relay.release();
+        body.data = nullptr;
+        body.size = 0;
+        boost::system::error_code rec;
+        while (!p.is_done() && rec != bhttp::error::need_buffer) {
+          arm(in, o.read_timeout, o.deadline);
+          auto [ec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
+          (void)rn;
+          if (ec && ec != bhttp::error::need_buffer) co_return RelayResult{ec, true};
+          rec = ec;
         }
       }
+    }
+    if (!p.is_done()) {
       char* const buf = relay.get();
       body.data = buf;
       body.size = kRelayBuffer;
@@ -401,6 +412,16 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
       auto [rec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
       (void)rn;
       if (rec && rec != bhttp::error::need_buffer) co_return RelayResult{rec, true};
+      // What else the last read brought (more events, more chunks) goes out in the same write:
+      // parse on from `inbuf` while it holds bytes and the buffer has room. No I/O here.
+      while (!p.is_done() && inbuf.size() > 0 && body.size > 0) {
+        boost::system::error_code pec;
+        const std::size_t used = p.put(inbuf.data(), pec);
+        inbuf.consume(used);
+        if (pec == bhttp::error::need_more || pec == bhttp::error::need_buffer) break;
+        if (pec) co_return RelayResult{pec, true};
+        if (used == 0) break;
+      }
       data = buf;
       size = kRelayBuffer - body.size;
       if (o.rewriter && !o.rewriter->done) {
@@ -875,7 +896,8 @@ struct Gateway::Impl {
     double upstream_ms = -1;
     std::string error;
     mcp::RequestInfo mcp_info;
-    std::optional<policy::Context> pctx;  // set when the API runs policies
+    // Set when the API runs policies; on the heap, so an event stream's frame stays small.
+    std::unique_ptr<policy::Context> pctx;
     const Route* route = rt.match(path);
     const auto log = [&] {
       record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
@@ -1037,7 +1059,7 @@ struct Gateway::Impl {
       co_return keep;
     };
     if (!route->plain) {
-      pctx.emplace();
+      pctx = std::make_unique<policy::Context>();
       policy::Context& ctx = *pctx;
       ctx.activity_id = request_id;
       ctx.method = method;
@@ -1104,10 +1126,13 @@ struct Gateway::Impl {
     }
 
     std::optional<net::UpstreamConn> upstream;
-    std::optional<bhttp::response_parser<bhttp::buffer_body>> res_holder;
+    std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> res_holder;  // small frames
     // A response to HEAD has a head only, whatever its Content-Length says (RFC 9110 §9.3.2).
     const auto new_response_parser = [&] {
-      res_holder.emplace();
+      res_holder = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
+      // Relayed as it arrives, never held: no size limit (Beast's default would end an event
+      // stream after 8 MiB).
+      res_holder->body_limit(boost::none);
       if (method == "HEAD") res_holder->skip(true);
     };
     new_response_parser();
@@ -1360,9 +1385,7 @@ struct Gateway::Impl {
     ro.write_timeout = limits.idle_timeout;
     ro.deadline = event_stream ? Clock::time_point::max() : deadline;
     ro.written = &bytes_out;
-    // Event streams wait for the next event holding no buffer (plain TCP upstreams: over TLS,
-    // bytes may already sit in the TLS layer's buffers, unseen by the socket).
-    ro.idle_without_buffer = event_stream && !upstream->secure();
+    ro.idle_without_buffer = event_stream;  // streams wait for their next event holding none
     if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
     std::string().swap(message);
     std::string().swap(upstream_head);

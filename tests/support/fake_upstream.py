@@ -84,6 +84,17 @@ class FakeUpstream:
                     self.send_header("X-Request-Id", "from-the-upstream")
                     self.end_headers()
                     self.wfile.write(data)
+                elif name == "big":
+                    # More than Beast's default body limit (8 MiB), chunked, in 64 KiB pieces.
+                    total = int(q.get("mib", 9)) << 20
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    piece = b"x" * 65536
+                    for _ in range(total // len(piece)):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
                 elif name == "chunked":
                     self.send_response(200)
                     self.send_header("Content-Type", "text/plain")
