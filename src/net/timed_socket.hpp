@@ -47,9 +47,12 @@ class TimedSocket {
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks for
   lowest_layer_type& lowest_layer() { return st_->socket; }
 
-  // The deadline of the operations that follow (and of those pending).
-  void expires_at(time_point t) { st_->deadline = t; }
-  void expires_after(clock::duration d) { st_->deadline = clock::now() + d; }
+  // The deadline of the operations that follow, and of those pending.
+  void expires_at(time_point t) {
+    st_->deadline = t;
+    if (st_->pending > 0 && st_->armed > t) arm(st_);  // earlier than the timer would fire
+  }
+  void expires_after(clock::duration d) { expires_at(clock::now() + d); }
   void expires_never() { st_->deadline = time_point::max(); }
   void close() {
     boost::system::error_code ignored;

@@ -117,6 +117,23 @@ TEST(TimedSocket, ADeadlineMovedLaterWhileAReadIsPendingWaitsAgain) {
   EXPECT_EQ(n_read, 1u);
 }
 
+TEST(TimedSocket, ADeadlineMovedEarlierWhileAReadIsPendingApplies) {
+  Pair p;
+  boost::system::error_code got;
+  const auto started = std::chrono::steady_clock::now();
+  p.run([&]() -> asio::awaitable<void> {
+    char c;
+    p.ours->expires_after(10s);
+    asio::steady_timer shorten(p.ioc);
+    shorten.expires_after(20ms);
+    shorten.async_wait([&](auto) { p.ours->expires_after(30ms); });
+    auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+    got = ec;
+  });
+  EXPECT_EQ(got, boost::beast::error::timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
+}
+
 TEST(TimedSocket, AnEarlierDeadlineReArmsTheTimer) {
   Pair p;
   boost::system::error_code got;

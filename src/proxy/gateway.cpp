@@ -58,7 +58,9 @@ namespace {
 // those the Connection field names (except the framing fields, which the relay handles). One
 // pass over the fields.
 void strip_hop_by_hop(bhttp::fields& f) {
-  const std::string listed(f[bhttp::field::connection]);  // copied: the field itself goes
+  std::string listed;  // every Connection line, joined (copied: the fields themselves go)
+  for (auto [it, end] = f.equal_range(bhttp::field::connection); it != end; ++it)
+    listed.append(listed.empty() ? "" : ",").append(it->value());
   for (auto it = f.begin(); it != f.end();) {
     bool hop = false;
     switch (it->name()) {
@@ -336,10 +338,10 @@ void append_version(std::string& out, unsigned version) {
   out.push_back(static_cast<char>('0' + version % 10));
 }
 void append_head(std::string& out, const bhttp::request_header<>& req, SkipField skip = nullptr,
-                 std::string_view extra = {}) {
+                 std::string_view lead = {}, std::string_view extra = {}) {
   out.append(req.method_string()).append(" ").append(req.target()).append(" ");
   append_version(out, req.version());
-  out.append("\r\n");
+  out.append("\r\n").append(lead);
   append_fields(out, req, skip, extra);
 }
 void append_head(std::string& out, const bhttp::response_header<>& res, SkipField skip = nullptr,
@@ -357,16 +359,27 @@ void append_head(std::string& out, const bhttp::response_header<>& res, SkipFiel
 bool named(const bhttp::fields::value_type& f, std::string_view name) {
   return f.name_string().size() == name.size() && core::iequals(f.name_string(), name);
 }
-// The upstream request: Host, X-Request-Id and X-Forwarded-* are the gateway's.
+bool framing_field(const bhttp::fields::value_type& f) {
+  return f.name() == bhttp::field::transfer_encoding || f.name() == bhttp::field::content_length;
+}
+// The upstream request: Host, X-Request-Id and X-Forwarded-* are the gateway's, and so is the
+// framing line (the relay decides how the body goes, from what the parser read).
 bool gateway_request_field(const bhttp::fields::value_type& f) {
-  return f.name() == bhttp::field::host || named(f, "X-Request-Id") ||
+  return f.name() == bhttp::field::host || framing_field(f) || named(f, "X-Request-Id") ||
          named(f, "X-Forwarded-For") || named(f, "X-Forwarded-Proto");
 }
-// The answer: X-Request-Id is the gateway's; so is X-Accel-Buffering on event streams.
+// The answer: X-Request-Id is the gateway's; so are X-Accel-Buffering on event streams and the
+// framing line of an answer with a body.
 bool gateway_response_field(const bhttp::fields::value_type& f) {
   return named(f, "X-Request-Id");
 }
+bool gateway_body_response_field(const bhttp::fields::value_type& f) {
+  return framing_field(f) || named(f, "X-Request-Id");
+}
 bool gateway_stream_field(const bhttp::fields::value_type& f) {
+  return framing_field(f) || named(f, "X-Request-Id") || named(f, "X-Accel-Buffering");
+}
+bool gateway_stream_head_field(const bhttp::fields::value_type& f) {  // HEAD of a stream
   return named(f, "X-Request-Id") || named(f, "X-Accel-Buffering");
 }
 
@@ -391,6 +404,8 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
         // Wait for the next bytes holding no relay buffer: without one, the parser stops at the
         // first body bytes (need_buffer) and leaves them in `inbuf`, where the read below finds
         // them without I/O.
+        // (This relies on the response parser having no body limit: Beast charges a body that
+        // ends at close against the limit on every put, even one that consumed nothing.)
         relay.release();
         body.data = nullptr;
         body.size = 0;
@@ -575,6 +590,10 @@ struct McpSeriesHash {
 
 struct Gateway::Impl {
   struct Worker {
+    // Declared before the io_context: destroying it destroys suspended requests, which give
+    // back their buffer and their connection count.
+    BufferPool buffers;                       // this worker's thread only
+    std::atomic<std::size_t> connections{0};  // open client connections on this worker
     asio::io_context ioc{1};
     std::unique_ptr<ApiStats[]> stats{new ApiStats[kMaxSlots]};
     std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
@@ -582,8 +601,6 @@ struct Gateway::Impl {
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
     // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> validations;
-    std::atomic<std::size_t> connections{0};  // open client connections on this worker
-    BufferPool buffers;                       // this worker's thread only
 
     // Runs on the worker's thread (or before it starts).
     void install(std::shared_ptr<const Runtime> rt) {
@@ -950,6 +967,19 @@ struct Gateway::Impl {
       log();
       co_return keep;
     };
+    // RFC 9112 §6.1: a request whose Transfer-Encoding is anything but `chunked` alone has no
+    // length we can trust (or a coding we do not apply): 400, and the connection closes.
+    if (req.count(bhttp::field::transfer_encoding) > 0) {
+      std::string codings;
+      for (auto [it, end] = req.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
+        codings.append(codings.empty() ? "" : ",").append(it->value());
+      if (!req_p.chunked() || !core::iequals(core::trim(codings), "chunked")) {
+        status = 400;
+        co_await reply(client, version, false, 400, kBadRequest, request_id, limits.idle_timeout);
+        log();
+        co_return false;
+      }
+    }
     // RFC 9728 metadata: public, cacheable, readable from any origin (browser-based clients).
     if (const auto md = rt.resource_metadata.find(path); md != rt.resource_metadata.end()) {
       policy::LocalResponse r;
@@ -998,7 +1028,7 @@ struct Gateway::Impl {
     // the log, the metrics and (later) the policies. Other bodies stream.
     std::string message;
     // A body a policy may replace (set-body in inbound or backend) is read whole too.
-    bool request_has_body = req_p.content_length().value_or(0) > 0 || req.chunked();
+    bool request_has_body = req_p.content_length().value_or(0) > 0 || req_p.chunked();
     const bool is_mcp_message = route->api.type == "mcp" && method == "POST" && request_has_body;
     bool buffer_message = request_has_body &&
                           (is_mcp_message || (route->program && route->program->sets_request_body));
@@ -1095,8 +1125,6 @@ struct Gateway::Impl {
         message = std::move(*ctx.request_body);
         ctx.request_body.reset();
         auto& body = req.body();
-        req.erase(bhttp::field::transfer_encoding);
-        req.content_length(message.size());
         body.data = message.data();
         body.size = message.size();
         body.more = false;
@@ -1118,11 +1146,20 @@ struct Gateway::Impl {
     {
       std::string ours;
       ours.reserve(128);
-      ours.append("Host: ").append(up.host_header).append("\r\nX-Request-Id: ").append(request_id);
+      ours.append("X-Request-Id: ").append(request_id);
       ours.append("\r\nX-Forwarded-For: ").append(remote);
       ours.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+      // One framing line, from what the parser read (or the whole body we hold).
+      if (buffer_message) {
+        ours.append("Content-Length: ").append(std::to_string(message.size())).append("\r\n");
+      } else if (req_p.chunked()) {
+        ours.append("Transfer-Encoding: chunked\r\n");
+      } else if (const auto n = req_p.content_length()) {
+        ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
+      }
+      const std::string host = "Host: " + up.host_header + "\r\n";
       upstream_head.reserve(512 + req.target().size());
-      append_head(upstream_head, req, gateway_request_field, ours);
+      append_head(upstream_head, req, gateway_request_field, host, ours);
     }
 
     std::optional<net::UpstreamConn> upstream;
@@ -1183,7 +1220,7 @@ struct Gateway::Impl {
           ro.copied = &bytes_in;
           const auto relayed = co_await relay_body(
               client, cbuf, req_p, *upstream, {},
-              req.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
+              req_p.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -1205,6 +1242,17 @@ struct Gateway::Impl {
         arm(*upstream, response_timeout, deadline);
         auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
         (void)rn;
+        // Interim answers (1xx, such as 103 Early Hints) are not relayed: the final one follows
+        // on the same connection. (101 cannot come: Upgrade never reaches the upstream.)
+        while (!rec && res_holder->get().result_int() / 100 == 1 &&
+               res_holder->get().result_int() != 101) {
+          new_response_parser();
+          arm(*upstream, response_timeout, deadline);
+          auto [next_ec, next_n] =
+              co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
+          (void)next_n;
+          rec = next_ec;
+        }
         if (!rec) {
           failure = 0;
           break;
@@ -1233,7 +1281,8 @@ struct Gateway::Impl {
       log();
       co_return false;
     }
-    if (failure) {
+    // The answer when the backend failed before anything reached the client.
+    const auto backend_failed = [&](int failure) -> awaitable<bool> {
       status = failure;
       const std::string_view text =
           failure == 504 ? kGatewayTimeout
@@ -1264,12 +1313,14 @@ struct Gateway::Impl {
       co_await reply(client, version, false, failure, text, request_id, limits.idle_timeout);
       log();
       co_return false;
-    }
+    };
+    if (failure) co_return co_await backend_failed(failure);
 
     // Relay the response head and body, chunk by chunk as it arrives.
     auto& res_p = *res_holder;
     auto& res = res_p.get();
     status = static_cast<int>(res.result_int());
+    const int upstream_status = status;
     if (pctx) {
       // Outbound runs on the response head; a replaced body or a local answer drops the
       // upstream's body (and its connection).
@@ -1346,37 +1397,54 @@ struct Gateway::Impl {
     res.version(version);
     bool keep = client_keep_alive && req_p.is_done();
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
-    if (!bodiless && !res.chunked() && !res_p.content_length()) {
-      // The upstream ends its body by closing: HTTP/1.1 clients get it chunked instead, so the
-      // connection can stay open; HTTP/1.0 ones see the close.
-      if (version >= 11) {
-        res.chunked(true);
-      } else {
-        keep = false;
-      }
-    }
-    if (version < 11 && res.chunked()) {
-      res.chunked(false);  // HTTP/1.0 has no chunked coding: the body ends when we close
+    // How the body goes to the client: decided from what the parser read, never from the fields
+    // (the upstream's lines may disagree with each other, an outbound policy may have set them).
+    // A body the upstream ends by closing goes to HTTP/1.1 clients chunked, so the connection
+    // can stay open; HTTP/1.0 has no chunked coding: its body ends when we close.
+    bool chunked_out = !bodiless && (res_p.chunked() || !res_p.content_length());
+    if (chunked_out && version < 11) {
+      chunked_out = false;
       keep = false;
     }
     res.keep_alive(keep);
+    const Framing framing = bodiless      ? Framing::kNone
+                            : chunked_out ? Framing::kChunked
+                                          : Framing::kRaw;
     std::string head;
     {
       std::string ours = "X-Request-Id: " + request_id + "\r\n";
       if (event_stream) ours += "X-Accel-Buffering: no\r\n";  // proxies in front must not buffer
+      if (framing == Framing::kChunked) {
+        // Transfer codings other than chunked stay (they end in chunked when the parser says so).
+        std::string codings;
+        if (res_p.chunked()) {
+          for (auto [it, end] = res.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
+            codings.append(codings.empty() ? "" : ", ").append(it->value());
+        }
+        ours.append("Transfer-Encoding: ").append(codings.empty() ? "chunked" : codings);
+        ours.append("\r\n");
+      } else if (framing == Framing::kRaw && res_p.content_length()) {
+        ours.append("Content-Length: ").append(std::to_string(*res_p.content_length()));
+        ours.append("\r\n");
+      }
+      const SkipField skip = framing == Framing::kNone
+                                 ? (event_stream ? gateway_stream_head_field : gateway_response_field)
+                                 : (event_stream ? gateway_stream_field : gateway_body_response_field);
       head.reserve(512);
-      append_head(head, res, event_stream ? gateway_stream_field : gateway_response_field, ours);
+      append_head(head, res, skip, ours);
     }
-    if (event_stream) {
-      // The head goes at once: the client knows its stream is open before the first event.
-      arm(client, limits.idle_timeout, Clock::time_point::max());
+    // The head goes with the first body bytes when they are already here (a small answer: one
+    // write); otherwise at once — an event stream's client learns its stream is open before
+    // the first event, and a slow body's client sees the head before the body.
+    if (event_stream || !(res_p.is_done() || ubuf.size() > 0)) {
+      arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : deadline);
       auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(head), kTuple);
       bytes_out += hwn;
       if (hwec) {
         log();
         co_return false;
       }
-      head.clear();
+      std::string().swap(head);
     }
     RelayOptions ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
@@ -1398,9 +1466,9 @@ struct Gateway::Impl {
       watch->upstream = &*upstream;
       asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
       if (route->api.sse_keepalive.count() > 0 && !bodiless &&
-          (res.chunked() || !res.has_content_length())) {
+          (chunked_out || !res_p.content_length())) {
         heartbeat = std::make_shared<Heartbeat>(w.ioc);
-        heartbeat->chunked = res.chunked();
+        heartbeat->chunked = chunked_out;
         ro.heartbeat = heartbeat.get();
         asio::co_spawn(w.ioc,
                        send_heartbeats(client, heartbeat, route->api.sse_keepalive,
@@ -1415,9 +1483,6 @@ struct Gateway::Impl {
       rewriter->prefix = route->api.path;
       ro.rewriter = &*rewriter;
     }
-    const Framing framing = bodiless         ? Framing::kNone
-                            : res.chunked() ? Framing::kChunked
-                                            : Framing::kRaw;
     const auto relayed =
         co_await relay_body(*upstream, ubuf, res_p, client, head, framing, relay, ro);
     if (heartbeat) {
@@ -1435,11 +1500,19 @@ struct Gateway::Impl {
       boost::system::error_code ignored;
       client_socket.socket().cancel(ignored);  // ends the watcher's wait
     }
-    if (relayed.ec && relayed.reading && status != 499)
+    if (relayed.ec && relayed.reading && status != 499) {
       error = "reading the response body: " + relayed.ec.message();
+      if (bytes_out == 0) {
+        // Nothing reached the client yet (its head was to go with the first body bytes): it
+        // gets the answer of a backend that failed before its head.
+        upstream.reset();
+        co_return co_await backend_failed(relayed.ec == beast::error::timeout ? 504 : 502);
+      }
+    }
     log();
     if (relayed.ec) co_return false;  // the head is out: all we can do is close
-    if (upstream_keep_alive && res_p.is_done()) release(pool, std::move(*upstream));
+    if (upstream_keep_alive && res_p.is_done() && upstream_status != 101)
+      release(pool, std::move(*upstream));
     co_return keep;
   }
 

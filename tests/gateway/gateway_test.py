@@ -106,6 +106,30 @@ workers: 2
         self.assertEqual([v for n, v in sent if n == "host"], [f"127.0.0.1:{self.up.port}"])
         self.assertEqual([v for n, v in sent if n == "x-kept"], ["yes"])
 
+    def test_interim_answers_are_not_relayed_and_the_connection_stays_good(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            for _ in range(2):  # the second request reuses the client and upstream connections
+                s.sendall(b"GET /api/early HTTP/1.1\r\nHost: x\r\n\r\n")
+                head, body = read_response(s)
+                self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+                self.assertEqual(body, b"final")
+
+    def test_a_body_that_fails_before_any_byte_reached_the_client_is_a_502(self):
+        r = self.get("/api/cut")
+        self.assertEqual(r.status_code, 502)
+        self.assertEqual(r.json(), {"statusCode": 502,
+                                    "message": "Bad gateway: the backend sent an invalid response"})
+
+    def test_transfer_codings_other_than_chunked_alone_are_refused(self):
+        for codings in (b"Transfer-Encoding: gzip\r\n",
+                        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"):
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+                s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\n" + codings + b"\r\n5\r\nhello\r\n0\r\n\r\n")
+                head, body = read_response(s)
+                self.assertTrue(head.startswith("HTTP/1.1 400 "), head)
+                self.assertIn("connection: close", head.lower())
+                self.assertEqual(s.recv(100), b"")  # closed: the body is never read as a request
+
     def test_response_bodies_have_no_size_limit(self):
         # Relayed as they arrive, never held: 9 MiB passes (Beast's default limit is 8 MiB).
         r = self.get("/api/big?mib=9")

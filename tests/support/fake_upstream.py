@@ -72,6 +72,21 @@ class FakeUpstream:
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
+                elif name == "early":
+                    # An interim answer (103 Early Hints) before the final one.
+                    self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+                    self.wfile.flush()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", "5")
+                    self.end_headers()
+                    self.wfile.write(b"final")
+                elif name == "cut":
+                    # A head, the start of a chunk size, then the connection ends.
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                     b"Transfer-Encoding: chunked\r\n\r\n1")
+                    self.wfile.flush()
+                    self.close_connection = True
                 elif name == "hop":
                     # Fields that describe this connection only, and one the gateway sets itself.
                     data = json.dumps(record).encode()
