@@ -447,8 +447,8 @@ LoadResult parse(const std::string& text, const std::string& file_name) {
   }
   if (const auto& e = root["entra"]; e) {
     if (r.mapping(e, "entra",
-                  {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms", "token_cache_entries",
-                   "hosts"})) {
+                  {"authority", "ca_file", "key_refresh_ms", "key_refetch_min_ms",
+                   "token_cache_entries", "hosts"})) {
       if (e["authority"]) {
         c.entra.authority = r.string(e["authority"], "entra.authority").value_or("");
         if (c.entra.authority.rfind("https://", 0) != 0 &&

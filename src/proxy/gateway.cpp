@@ -349,8 +349,8 @@ void append_head(std::string& out, const bhttp::response_header<>& res, SkipFiel
   append_version(out, res.version());
   const unsigned code = res.result_int();
   const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
-                         static_cast<char>('0' + code / 10 % 10), static_cast<char>('0' + code % 10),
-                         ' '};
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10), ' '};
   out.append(digits, sizeof digits);
   const auto reason = res.reason();
   out.append(reason.empty() ? bhttp::obsolete_reason(res.result()) : reason).append("\r\n");
@@ -370,9 +370,7 @@ bool gateway_request_field(const bhttp::fields::value_type& f) {
 }
 // The answer: X-Request-Id is the gateway's; so are X-Accel-Buffering on event streams and the
 // framing line of an answer with a body.
-bool gateway_response_field(const bhttp::fields::value_type& f) {
-  return named(f, "X-Request-Id");
-}
+bool gateway_response_field(const bhttp::fields::value_type& f) { return named(f, "X-Request-Id"); }
 bool gateway_body_response_field(const bhttp::fields::value_type& f) {
   return framing_field(f) || named(f, "X-Request-Id");
 }
@@ -874,8 +872,7 @@ struct Gateway::Impl {
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
-      if (!co_await exchange(client, w, *view, req_p, cbuf, remote, tls))
-        co_return;
+      if (!co_await exchange(client, w, *view, req_p, cbuf, remote, tls)) co_return;
     }
   }
 
@@ -883,8 +880,7 @@ struct Gateway::Impl {
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
                            bhttp::request_parser<bhttp::buffer_body>& req_p,
-                           beast::flat_buffer& cbuf, const std::string& remote,
-                           bool tls) {
+                           beast::flat_buffer& cbuf, const std::string& remote, bool tls) {
     ++in_flight;
     struct Done {
       std::atomic<std::size_t>& n;
@@ -1218,9 +1214,9 @@ struct Gateway::Impl {
           ro.write_timeout = response_timeout;
           ro.deadline = deadline;
           ro.copied = &bytes_in;
-          const auto relayed = co_await relay_body(
-              client, cbuf, req_p, *upstream, {},
-              req_p.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
+          const auto relayed =
+              co_await relay_body(client, cbuf, req_p, *upstream, {},
+                                  req_p.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -1427,9 +1423,10 @@ struct Gateway::Impl {
         ours.append("Content-Length: ").append(std::to_string(*res_p.content_length()));
         ours.append("\r\n");
       }
-      const SkipField skip = framing == Framing::kNone
-                                 ? (event_stream ? gateway_stream_head_field : gateway_response_field)
-                                 : (event_stream ? gateway_stream_field : gateway_body_response_field);
+      const SkipField skip =
+          framing == Framing::kNone
+              ? (event_stream ? gateway_stream_head_field : gateway_response_field)
+              : (event_stream ? gateway_stream_field : gateway_body_response_field);
       head.reserve(512);
       append_head(head, res, skip, ours);
     }
