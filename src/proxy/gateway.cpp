@@ -163,11 +163,13 @@ struct ClientWatch {
   net::UpstreamConn* upstream = nullptr;
 };
 
-awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
-  auto [ec] = co_await client.async_wait(tcp::socket::wait_read, kTuple);
-  if (!watch->active || ec == asio::error::operation_aborted) co_return;
-  watch->client_gone = true;
-  watch->upstream->close();  // ends the relay's pending upstream read at once
+// A plain completion handler, not a coroutine: an idle stream keeps no frame for it.
+void watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
+  client.async_wait(tcp::socket::wait_read, [watch](boost::system::error_code ec) {
+    if (!watch->active || ec == asio::error::operation_aborted) return;
+    watch->client_gone = true;
+    watch->upstream->close();  // ends the relay's pending upstream read at once
+  });
 }
 
 // SSE keep-alive comments (`:` lines) for silent streams, written between events only. The relay
@@ -1461,7 +1463,7 @@ struct Gateway::Impl {
       ++active_streams;
       watch = std::make_shared<ClientWatch>();
       watch->upstream = &*upstream;
-      asio::co_spawn(w.ioc, watch_client(client_socket.socket(), watch), asio::detached);
+      watch_client(client_socket.socket(), watch);
       if (route->api.sse_keepalive.count() > 0 && !bodiless &&
           (chunked_out || !res_p.content_length())) {
         heartbeat = std::make_shared<Heartbeat>(w.ioc);
