@@ -1,5 +1,6 @@
 #include "core/strings.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mcpgate::core {
@@ -63,13 +64,16 @@ bool is_guid(std::string_view s) {
 }
 
 std::string printable(std::string_view s, std::size_t max) {
+  const auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '\\'; };
+  if (s.size() <= max && std::all_of(s.begin(), s.end(), plain)) return std::string(s);
   std::string out;
+  out.reserve(std::min(s.size(), max) + 3);
   for (unsigned char c : s) {
     if (out.size() >= max) {
       out += "...";
       break;
     }
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
+    if (plain(c)) {
       out += static_cast<char>(c);
     } else {
       char buf[5];

@@ -208,6 +208,7 @@ class ValidateAzureAdToken final : public Validator {
       auto rule = jwt::EntraRule::make(tenant_, endpoint_);
       if (!rule) return core::fail("tenant-id: " + rule.error());
       rule_ = std::move(rule.value());
+      base_.entra = rule_;
     } else if (tenant_.empty() || tenant_.find_first_of("/?# ") != std::string::npos) {
       return core::fail("tenant-id \"" + *attr(e, "tenant-id") +
                         "\" is not a tenant GUID, domain, organizations or common");
@@ -242,10 +243,12 @@ class ValidateAzureAdToken final : public Validator {
                     "no signing keys from " + keys_->url() +
                         (snap->error.empty() ? std::string() : ": " + snap->error));
     }
-    jwt::Requirements req = base_;
-    if (rule_) {
-      req.entra = *rule_;
-    } else {
+    // A tenant GUID or alias: the requirements are fixed at load (no copy per request).
+    const jwt::Requirements* req = &base_;
+    jwt::Requirements for_domain;
+    if (!rule_) {
+      for_domain = base_;
+      req = &for_domain;
       // A domain: the tenant's GUID is in its discovery document's issuer ({authority}/{tid}/v2.0).
       const auto parts = core::split(snap->issuer, "/");
       const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
@@ -253,10 +256,10 @@ class ValidateAzureAdToken final : public Validator {
       if (!rule)
         return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed,
                       "tenant " + tenant_ + ": " + rule.error());
-      req.entra = std::move(rule.value());
+      for_domain.entra = std::move(rule.value());
     }
     auto result =
-        jwt::validate_cached(*token, *snap->keys, req, now_seconds(env_), *env_.token_cache);
+        jwt::validate_cached(*token, *snap->keys, *req, now_seconds(env_), *env_.token_cache);
     if (!result) {
       if (result.error().reason == jwt::Reason::kTokenSignatureKeyNotFound && ctx.key_waits == 0)
         return wait_for(ctx, {keys_});
