@@ -202,6 +202,7 @@ struct Heartbeat {
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
+constexpr int kMaxInterim = 16;  // 1xx answers read past before the final one
 
 // Relay buffers, one worker's: a request borrows one while a body passes through it and gives it
 // back, so an idle connection (keep-alive between requests, an event stream between events)
@@ -1241,9 +1242,15 @@ struct Gateway::Impl {
         auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
         (void)rn;
         // Interim answers (1xx, such as 103 Early Hints) are not relayed: the final one follows
-        // on the same connection. (101 cannot come: Upgrade never reaches the upstream.)
+        // on the same connection. (101 cannot come: Upgrade never reaches the upstream.) At most
+        // kMaxInterim of them: an upstream that sends them without end is a bad response.
+        int interim = 0;
         while (!rec && res_holder->get().result_int() / 100 == 1 &&
                res_holder->get().result_int() != 101) {
+          if (++interim > kMaxInterim) {
+            rec = bhttp::error::bad_status;
+            break;
+          }
           new_response_parser();
           arm(*upstream, response_timeout, deadline);
           auto [next_ec, next_n] =

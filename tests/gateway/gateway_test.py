@@ -114,6 +114,11 @@ workers: 2
                 self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
                 self.assertEqual(body, b"final")
 
+    def test_interim_answers_without_end_are_a_bad_response(self):
+        r = self.get("/api/endless-early")
+        self.assertEqual(r.status_code, 502)
+        self.assertEqual(r.json()["message"], "Bad gateway: the backend sent an invalid response")
+
     def test_a_body_that_fails_before_any_byte_reached_the_client_is_a_502(self):
         r = self.get("/api/cut")
         self.assertEqual(r.status_code, 502)

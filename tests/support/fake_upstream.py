@@ -81,6 +81,15 @@ class FakeUpstream:
                     self.send_header("Content-Length", "5")
                     self.end_headers()
                     self.wfile.write(b"final")
+                elif name == "endless-early":
+                    # Interim answers without end (the gateway gives up after a bound).
+                    try:
+                        for _ in range(1000):
+                            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\n\r\n")
+                        self.wfile.flush()
+                    except OSError:
+                        pass
+                    self.close_connection = True
                 elif name == "cut":
                     # A head, the start of a chunk size, then the connection ends.
                     self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
