@@ -1156,9 +1156,8 @@ struct Gateway::Impl {
       } else if (const auto n = req_p.content_length()) {
         ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
       }
-      const std::string host = "Host: " + up.host_header + "\r\n";
       upstream_head.reserve(512 + req.target().size());
-      append_head(upstream_head, req, gateway_request_field, host, ours);
+      append_head(upstream_head, req, gateway_request_field, up.host_line, ours);
     }
 
     std::optional<net::UpstreamConn> upstream;

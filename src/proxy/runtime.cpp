@@ -96,7 +96,7 @@ core::Result<Upstream, std::string> make_upstream(const config::Backend& b) {
     return core::fail("backend " + b.name +
                       ": ca_file and tls_server_name are for https:// URLs only");
   }
-  u.host_header = std::string(url->encoded_host_and_port());
+  u.host_line = "Host: " + std::string(url->encoded_host_and_port()) + "\r\n";
   u.base_path = std::string(url->encoded_path());
   while (!u.base_path.empty() && u.base_path.back() == '/') u.base_path.pop_back();
   u.response_timeout = b.response_timeout;

@@ -25,7 +25,7 @@ struct Upstream {
   std::string name;
   net::UpstreamTarget target;
   std::shared_ptr<const net::TlsClientContext> tls;  // target.tls points into it
-  std::string host_header;
+  std::string host_line;  // "Host: host[:port]\r\n", as every upstream request head carries it
   std::string base_path;  // without a trailing '/'
   std::chrono::milliseconds response_timeout;
   std::size_t max_idle;
