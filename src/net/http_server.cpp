@@ -256,9 +256,8 @@ core::Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(HttpSer
           socket.close(ignored);
           return;
         }
-        auto serve = [&impl](auto& stream, const std::string& remote,
-                             bool secure) -> awaitable<void> {
-          co_await impl.serve(stream, remote, secure);
+        auto serve = [&impl](auto& stream, const std::string& remote, bool secure) {
+          return impl.serve(stream, remote, secure);
         };
         asio::co_spawn(*impl.contexts[worker],
                        run_connection(std::move(socket), ConnectionGuard(impl.connections),

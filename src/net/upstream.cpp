@@ -5,11 +5,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <cerrno>
 
@@ -41,19 +42,39 @@ asio::awaitable<ConnectResult> connect_upstream(asio::io_context& ioc, const Ups
     out.error = "resolving " + target.host + ": " + rec.message();
     co_return out;
   }
-  beast::tcp_stream stream(ioc);
-  stream.expires_at(until);
-  auto [cec, ep] = co_await stream.async_connect(endpoints, kTuple);
+  // The connect races a timer; both live in one small block, which the timer's handler keeps
+  // until it has run. (Beast's tcp_stream kept its whole state, with a timer wait, until the
+  // connect timeout had passed — for every connection.)
+  struct Connecting {
+    explicit Connecting(asio::io_context& ioc) : socket(ioc), timer(ioc) {}
+    tcp::socket socket;
+    asio::steady_timer timer;
+    bool timed_out = false;
+  };
+  auto c = std::make_shared<Connecting>(ioc);
+  c->timer.expires_at(until);
+  c->timer.async_wait([c](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: connected or failed first
+    c->timed_out = true;
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+  });
+  // After the deadline no further address is tried.
+  const auto in_time = [c](const boost::system::error_code&, const tcp::endpoint&) {
+    return !c->timed_out;
+  };
+  auto [cec, ep] = co_await asio::async_connect(c->socket, endpoints, in_time, kTuple);
   (void)ep;
-  if (cec) {
-    out.timed_out = cec == beast::error::timeout;
+  c->timer.cancel();
+  if (cec || c->timed_out) {
+    out.timed_out = c->timed_out;
     out.error = "connecting to " + target.host + ":" + target.port + ": " +
                 (out.timed_out ? std::string("timed out") : cec.message());
     co_return out;
   }
   boost::system::error_code ignored;
-  stream.socket().set_option(tcp::no_delay(true), ignored);
-  TimedSocket socket(stream.release_socket());
+  c->socket.set_option(tcp::no_delay(true), ignored);
+  TimedSocket socket(std::move(c->socket));
   if (!target.tls) {
     out.conn.emplace(std::move(socket));
     co_return out;

@@ -408,6 +408,7 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
         // (This relies on the response parser having no body limit: Beast charges a body that
         // ends at close against the limit on every put, even one that consumed nothing.)
         relay.release();
+        if (inbuf.size() == 0) inbuf.shrink_to_fit();  // nor an empty read buffer
         body.data = nullptr;
         body.size = 0;
         boost::system::error_code rec;
@@ -619,6 +620,49 @@ struct Gateway::Impl {
       v->rt = std::move(rt);
       view = std::move(v);
     }
+  };
+
+  // One exchange as its access-log line and metrics see it. On the heap: the answer's relay takes
+  // it along when the exchange (and its large coroutine frame) ends before the body is through.
+  struct Record {
+    explicit Record(std::atomic<std::size_t>& in_flight) : in_flight(in_flight) { ++in_flight; }
+    Record(const Record&) = delete;
+    Record& operator=(const Record&) = delete;
+    ~Record() { --in_flight; }
+    std::atomic<std::size_t>& in_flight;  // counted from the head's arrival to the log line
+    Clock::time_point started = Clock::now();
+    const std::string* remote = nullptr;  // the connection's, which outlives every exchange
+    std::string request_id;
+    std::string method;
+    std::string target;
+    const Route* route = nullptr;
+    int status = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t bytes_in = 0;  // the request body, as read from the client
+    double upstream_ms = -1;
+    std::string error;
+    mcp::RequestInfo mcp_info;
+    // Set when the API runs policies; on the heap, so the frames stay small.
+    std::unique_ptr<policy::Context> pctx;
+  };
+
+  // An upstream's answer whose head is ready, handed from the exchange to the relay.
+  struct Answer {
+    std::unique_ptr<Record> rec;
+    std::optional<net::UpstreamConn> upstream;
+    std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> res;
+    beast::flat_buffer ubuf;  // what the upstream sent past the head
+    std::string head;         // the head as the client gets it
+    Pool* pool = nullptr;     // where the upstream connection goes back
+    unsigned version = 11;    // the client's HTTP version
+    Framing framing = Framing::kRaw;
+    bool event_stream = false;
+    bool bodiless = false;
+    bool chunked_out = false;
+    bool keep = false;               // the client connection stays open after
+    bool upstream_reusable = false;  // keep-alive, and not a 101
+    std::chrono::milliseconds response_timeout{0};
+    Clock::time_point deadline = Clock::time_point::max();
   };
 
   GatewayOptions options;
@@ -875,27 +919,110 @@ struct Gateway::Impl {
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
-      if (!co_await exchange(client, w, *view, req_p, cbuf, remote, tls)) co_return;
+      std::unique_ptr<Answer> answer;
+      bool keep = co_await exchange(client, w, *view, req_p, cbuf, remote, tls, answer);
+      if (answer)
+        keep = co_await relay_answer(client, w, view->rt->limits, cbuf, std::move(answer));
+      if (!keep) co_return;
     }
   }
 
-  // One request: route, check, forward, relay the answer. False when the connection must close.
+  // The access-log line and the metrics of one exchange, when it ends.
+  void log_exchange(Worker& w, const Record& rec) {
+    const std::string_view path = std::string_view(rec.target).substr(0, rec.target.find('?'));
+    const auto& pctx = rec.pctx;
+    record(w, rec.route, rec.status,
+           std::chrono::duration<double>(Clock::now() - rec.started).count(),
+           rec.status == 502 || rec.status == 504);
+    if (pctx) {
+      for (const auto& done : pctx->on_done) done(rec.bytes_in + rec.bytes_out);
+    }
+    if (pctx && rec.route) {
+      for (const auto& [policy_name, outcome] : pctx->validations) {
+        ++w.validations[McpSeries{rec.route->slot, policy_name,
+                                  outcome}];  // bounded: 2 x 10 x APIs
+      }
+    }
+    if (!options.access_log) return;
+    core::JsonObject o;
+    o.emplace_back(
+        "time", core::Json(core::format_utc(std::chrono::duration<double>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count())));
+    o.emplace_back("request_id", core::Json(rec.request_id));
+    o.emplace_back("client", core::Json(*rec.remote));
+    o.emplace_back("api", rec.route ? core::Json(rec.route->api.name) : core::Json());
+    o.emplace_back("method", core::Json(core::printable(rec.method, 20)));
+    o.emplace_back("path", core::Json(core::printable(path, 200)));
+    o.emplace_back("status", core::Json::number(rec.status));
+    o.emplace_back("bytes", core::Json::number(static_cast<double>(rec.bytes_out)));
+    o.emplace_back(
+        "duration_ms",
+        core::Json::number(
+            std::chrono::duration<double, std::milli>(Clock::now() - rec.started).count()));
+    o.emplace_back("upstream_ms",
+                   rec.upstream_ms < 0 ? core::Json() : core::Json::number(rec.upstream_ms));
+    if (!rec.mcp_info.method.empty()) {
+      o.emplace_back("mcp_method", core::Json(core::printable(rec.mcp_info.method, 100)));
+      if (!rec.mcp_info.tool.empty())
+        o.emplace_back("mcp_tool", core::Json(core::printable(rec.mcp_info.tool, 100)));
+    }
+    if (pctx && !pctx->client_app.empty())
+      o.emplace_back("client_app", core::Json(pctx->client_app));
+    if (!rec.error.empty()) o.emplace_back("error", core::Json(rec.error));
+    options.access_log(core::Json(std::move(o)).dump());
+  }
+
+  // The answer when the backend failed before anything reached the client.
+  template <class Stream>
+  awaitable<bool> answer_backend_failure(Stream& client, Worker& w, Record& rec, unsigned version,
+                                         std::chrono::milliseconds write_timeout, int failure,
+                                         bool got_some) {
+    rec.status = failure;
+    const std::string_view text =
+        failure == 504   ? kGatewayTimeout
+        : failure == 413 ? kPayloadTooLarge
+                         : (failure == 502 && got_some ? kBadBackendResponse : kBadGateway);
+    if (rec.pctx && failure != 413) {
+      // Backend failures are errors on-error sees (apim-policies.md §1.4).
+      policy::LastError e;
+      e.source = "forward-request";
+      e.reason = failure == 504 ? "Timeout" : "BackendConnectionFailure";
+      e.message = rec.error;
+      e.scope = "global";
+      e.section = "backend";
+      e.path = "forward-request[1]";
+      e.status = failure;
+      e.response_message = std::string(text);
+      rec.pctx->error = std::move(e);
+      auto r = on_error(*rec.route->program, *rec.pctx);
+      add_answer_headers(*rec.pctx, r.headers);
+      rec.status = r.status;
+      co_await write_local(client, version, false, r, rec.request_id, write_timeout, rec.bytes_out);
+      log_exchange(w, rec);
+      co_return false;
+    }
+    co_await reply(client, version, false, failure, text, rec.request_id, write_timeout);
+    log_exchange(w, rec);
+    co_return false;
+  }
+
+  // One request: route, check, forward. False when the connection must close. An upstream's
+  // answer leaves in `answer` for relay_answer, once this frame is gone.
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
                            bhttp::request_parser<bhttp::buffer_body>& req_p,
-                           beast::flat_buffer& cbuf, const std::string& remote, bool tls) {
-    ++in_flight;
-    struct Done {
-      std::atomic<std::size_t>& n;
-      ~Done() { --n; }
-    } done{in_flight};
+                           beast::flat_buffer& cbuf, const std::string& remote, bool tls,
+                           std::unique_ptr<Answer>& answer_out) {
+    auto rec_holder = std::make_unique<Record>(in_flight);
+    Record& rec = *rec_holder;
+    rec.remote = &remote;
     const Runtime& rt = *view.rt;
     const auto& limits = rt.limits;
-    auto& client_socket = beast::get_lowest_layer(client);
-    const auto started = Clock::now();
-    RelayBuffer relay(w.buffers);  // bodies pass through it, one read at a time
+    const auto& started = rec.started;
+    RelayBuffer relay(w.buffers);  // a request body passes through it, one read at a time
     auto& req = req_p.get();
-    std::string request_id;
+    std::string& request_id = rec.request_id;
     if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
       request_id = std::string(id);
     } else {
@@ -903,59 +1030,19 @@ struct Gateway::Impl {
     }
     const unsigned version = req.version();
     const bool client_keep_alive = req.keep_alive() && !stopping.load();
-    const std::string target(req.target());
+    rec.target = std::string(req.target());
+    const std::string& target = rec.target;
     const std::string_view path = std::string_view(target).substr(0, target.find('?'));
-    const std::string method(req.method_string());
-    int status = 0;
-    std::uint64_t bytes_out = 0;
-    std::uint64_t bytes_in = 0;  // the request body, as read from the client
-    double upstream_ms = -1;
-    std::string error;
-    mcp::RequestInfo mcp_info;
-    // Set when the API runs policies; on the heap, so an event stream's frame stays small.
-    std::unique_ptr<policy::Context> pctx;
-    const Route* route = rt.match(path);
-    const auto log = [&] {
-      record(w, route, status, std::chrono::duration<double>(Clock::now() - started).count(),
-             status == 502 || status == 504);
-      if (pctx) {
-        for (const auto& done : pctx->on_done) done(bytes_in + bytes_out);
-      }
-      if (pctx && route) {
-        for (const auto& [policy_name, outcome] : pctx->validations) {
-          ++w.validations[McpSeries{route->slot, policy_name, outcome}];  // bounded: 2 x 10 x APIs
-        }
-      }
-      if (!options.access_log) return;
-      core::JsonObject o;
-      o.emplace_back(
-          "time",
-          core::Json(core::format_utc(
-              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-                  .count())));
-      o.emplace_back("request_id", core::Json(request_id));
-      o.emplace_back("client", core::Json(remote));
-      o.emplace_back("api", route ? core::Json(route->api.name) : core::Json());
-      o.emplace_back("method", core::Json(core::printable(method, 20)));
-      o.emplace_back("path", core::Json(core::printable(path, 200)));
-      o.emplace_back("status", core::Json::number(status));
-      o.emplace_back("bytes", core::Json::number(static_cast<double>(bytes_out)));
-      o.emplace_back(
-          "duration_ms",
-          core::Json::number(
-              std::chrono::duration<double, std::milli>(Clock::now() - started).count()));
-      o.emplace_back("upstream_ms",
-                     upstream_ms < 0 ? core::Json() : core::Json::number(upstream_ms));
-      if (!mcp_info.method.empty()) {
-        o.emplace_back("mcp_method", core::Json(core::printable(mcp_info.method, 100)));
-        if (!mcp_info.tool.empty())
-          o.emplace_back("mcp_tool", core::Json(core::printable(mcp_info.tool, 100)));
-      }
-      if (pctx && !pctx->client_app.empty())
-        o.emplace_back("client_app", core::Json(pctx->client_app));
-      if (!error.empty()) o.emplace_back("error", core::Json(error));
-      options.access_log(core::Json(std::move(o)).dump());
-    };
+    rec.method = std::string(req.method_string());
+    const std::string& method = rec.method;
+    int& status = rec.status;
+    std::uint64_t& bytes_out = rec.bytes_out;
+    std::uint64_t& bytes_in = rec.bytes_in;
+    std::string& error = rec.error;
+    mcp::RequestInfo& mcp_info = rec.mcp_info;
+    std::unique_ptr<policy::Context>& pctx = rec.pctx;
+    const Route* route = rec.route = rt.match(path);
+    const auto log = [&] { log_exchange(w, rec); };
 
     // A body we will not read makes the connection unusable for another request.
     const bool body_pending = !req_p.is_done();
@@ -1278,45 +1365,16 @@ struct Gateway::Impl {
       upstream.reset();
       if (!(reused && !request_has_body)) break;
     }
-    upstream_ms =
+    rec.upstream_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
     if (client_left) {
       status = 499;  // logged only: nobody is left to answer
       log();
       co_return false;
     }
-    // The answer when the backend failed before anything reached the client.
     const auto backend_failed = [&](int failure) -> awaitable<bool> {
-      status = failure;
-      const std::string_view text =
-          failure == 504 ? kGatewayTimeout
-          : failure == 413
-              ? kPayloadTooLarge
-              : (failure == 502 && res_holder->got_some() ? kBadBackendResponse : kBadGateway);
-      if (pctx && failure != 413) {
-        // Backend failures are errors on-error sees (apim-policies.md §1.4).
-        policy::LastError e;
-        e.source = "forward-request";
-        e.reason = failure == 504 ? "Timeout" : "BackendConnectionFailure";
-        e.message = error;
-        e.scope = "global";
-        e.section = "backend";
-        e.path = "forward-request[1]";
-        e.status = failure;
-        e.response_message = std::string(text);
-        pctx->error = std::move(e);
-        const std::string detail = error;
-        auto r = on_error(*route->program, *pctx);
-        add_answer_headers(*pctx, r.headers);
-        status = r.status;
-        error = detail;
-        co_await write_local(client, version, false, r, request_id, limits.idle_timeout, bytes_out);
-        log();
-        co_return false;
-      }
-      co_await reply(client, version, false, failure, text, request_id, limits.idle_timeout);
-      log();
-      co_return false;
+      return answer_backend_failure(client, w, rec, version, limits.idle_timeout, failure,
+                                    res_holder->got_some());
     };
     if (failure) co_return co_await backend_failed(failure);
 
@@ -1438,58 +1496,86 @@ struct Gateway::Impl {
       head.reserve(512);
       append_head(head, res, skip, ours);
     }
+    auto ans = std::make_unique<Answer>();
+    ans->rec = std::move(rec_holder);
+    ans->upstream = std::move(upstream);
+    ans->res = std::move(res_holder);
+    ans->ubuf = std::move(ubuf);
+    ans->head = std::move(head);
+    ans->pool = &pool;
+    ans->version = version;
+    ans->framing = framing;
+    ans->event_stream = event_stream;
+    ans->bodiless = bodiless;
+    ans->chunked_out = chunked_out;
+    ans->keep = keep;
+    ans->upstream_reusable = upstream_keep_alive && upstream_status != 101;
+    ans->response_timeout = response_timeout;
+    ans->deadline = deadline;
+    answer_out = std::move(ans);
+    co_return keep;
+  }
+
+  // Relays an upstream's answer: the head, then the body as it arrives. Its own coroutine, so an
+  // event stream open for hours holds this small frame and not the exchange's.
+  template <class Stream>
+  awaitable<bool> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
+                               beast::flat_buffer& cbuf, std::unique_ptr<Answer> a) {
+    Record& rec = *a->rec;
+    auto& res_p = *a->res;
+    auto& client_socket = beast::get_lowest_layer(client);
+    const bool event_stream = a->event_stream;
     // The head goes with the first body bytes when they are already here (a small answer: one
     // write); otherwise at once — an event stream's client learns its stream is open before
     // the first event, and a slow body's client sees the head before the body.
-    if (event_stream || !(res_p.is_done() || ubuf.size() > 0)) {
-      arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : deadline);
-      auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(head), kTuple);
-      bytes_out += hwn;
+    if (event_stream || !(res_p.is_done() || a->ubuf.size() > 0)) {
+      arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : a->deadline);
+      auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(a->head), kTuple);
+      rec.bytes_out += hwn;
       if (hwec) {
-        log();
+        log_exchange(w, rec);
         co_return false;
       }
-      std::string().swap(head);
+      std::string().swap(a->head);
     }
+    RelayBuffer relay(w.buffers);  // the body passes through it, one read at a time
     RelayOptions ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
     // no request deadline then; a slow client still gets the idle timeout on each write.
-    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : response_timeout;
+    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : a->response_timeout;
     ro.write_timeout = limits.idle_timeout;
-    ro.deadline = event_stream ? Clock::time_point::max() : deadline;
-    ro.written = &bytes_out;
+    ro.deadline = event_stream ? Clock::time_point::max() : a->deadline;
+    ro.written = &rec.bytes_out;
     ro.idle_without_buffer = event_stream;  // streams wait for their next event holding none
     if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
-    std::string().swap(message);
-    std::string().swap(upstream_head);
+    const auto& api = rec.route->api;
     std::shared_ptr<ClientWatch> watch;
     std::shared_ptr<Heartbeat> heartbeat;
     if (event_stream && cbuf.size() == 0) {
       // When the client goes away mid-stream, the upstream request is cancelled at once.
       ++active_streams;
       watch = std::make_shared<ClientWatch>();
-      watch->upstream = &*upstream;
+      watch->upstream = &*a->upstream;
       watch_client(client_socket.socket(), watch);
-      if (route->api.sse_keepalive.count() > 0 && !bodiless &&
-          (chunked_out || !res_p.content_length())) {
+      if (api.sse_keepalive.count() > 0 && !a->bodiless &&
+          (a->chunked_out || !res_p.content_length())) {
         heartbeat = std::make_shared<Heartbeat>(w.ioc);
-        heartbeat->chunked = chunked_out;
+        heartbeat->chunked = a->chunked_out;
         ro.heartbeat = heartbeat.get();
-        asio::co_spawn(w.ioc,
-                       send_heartbeats(client, heartbeat, route->api.sse_keepalive,
-                                       limits.idle_timeout, watch),
-                       asio::detached);
+        asio::co_spawn(
+            w.ioc,
+            send_heartbeats(client, heartbeat, api.sse_keepalive, limits.idle_timeout, watch),
+            asio::detached);
       }
     }
     std::optional<EndpointRewriter> rewriter;
-    if (event_stream && route->api.type == "mcp" && route->api.strip_prefix &&
-        route->api.path != "/") {
+    if (event_stream && api.type == "mcp" && api.strip_prefix && api.path != "/") {
       rewriter.emplace();
-      rewriter->prefix = route->api.path;
+      rewriter->prefix = api.path;
       ro.rewriter = &*rewriter;
     }
     const auto relayed =
-        co_await relay_body(*upstream, ubuf, res_p, client, head, framing, relay, ro);
+        co_await relay_body(*a->upstream, a->ubuf, res_p, client, a->head, a->framing, relay, ro);
     if (heartbeat) {
       heartbeat->active = false;
       heartbeat->timer.cancel();
@@ -1501,24 +1587,25 @@ struct Gateway::Impl {
     if (watch) {
       --active_streams;
       watch->active = false;
-      if (watch->client_gone) status = 499;  // logged only: nobody is left to answer
+      if (watch->client_gone) rec.status = 499;  // logged only: nobody is left to answer
       boost::system::error_code ignored;
       client_socket.socket().cancel(ignored);  // ends the watcher's wait
     }
-    if (relayed.ec && relayed.reading && status != 499) {
-      error = "reading the response body: " + relayed.ec.message();
-      if (bytes_out == 0) {
+    if (relayed.ec && relayed.reading && rec.status != 499) {
+      rec.error = "reading the response body: " + relayed.ec.message();
+      if (rec.bytes_out == 0) {
         // Nothing reached the client yet (its head was to go with the first body bytes): it
         // gets the answer of a backend that failed before its head.
-        upstream.reset();
-        co_return co_await backend_failed(relayed.ec == beast::error::timeout ? 504 : 502);
+        a->upstream.reset();
+        co_return co_await answer_backend_failure(client, w, rec, a->version, limits.idle_timeout,
+                                                  relayed.ec == beast::error::timeout ? 504 : 502,
+                                                  res_p.got_some());
       }
     }
-    log();
+    log_exchange(w, rec);
     if (relayed.ec) co_return false;  // the head is out: all we can do is close
-    if (upstream_keep_alive && res_p.is_done() && upstream_status != 101)
-      release(pool, std::move(*upstream));
-    co_return keep;
+    if (a->upstream_reusable && res_p.is_done()) release(*a->pool, std::move(*a->upstream));
+    co_return a->keep;
   }
 
   std::unique_ptr<net::Acceptors> acceptors;
@@ -1574,9 +1661,11 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
         }
         ++w.connections;  // the guard below takes it back when the connection ends
         // The connection keeps the certificate it was accepted with, across reloads.
+        // Not a coroutine itself (one frame fewer per connection): run_connection holds it, and
+        // with it the certificate, for as long as the connection lives.
         auto serve = [&impl, &w, tls_server = secure ? rt.tls_server : nullptr](
-                         auto& stream, const std::string& remote, bool tls) -> awaitable<void> {
-          co_await impl.serve(stream, w, remote, tls);
+                         auto& stream, const std::string& remote, bool tls) {
+          return impl.serve(stream, w, remote, tls);
         };
         asio::co_spawn(w.ioc,
                        net::run_connection(std::move(socket), net::ConnectionGuard(w.connections),

@@ -42,16 +42,29 @@ class GatewayRelay(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.up = FakeUpstream()
+        # A backend whose accept queue is full: Linux drops further SYNs, so a connect to it
+        # neither succeeds nor fails until the gateway's connect timeout ends it.
+        cls.stuck = socket.socket()
+        cls.stuck.bind(("127.0.0.1", 0))
+        cls.stuck.listen(0)
+        cls.fill = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(cls.stuck.getsockname())
+            cls.fill.append(s)
         cls.gw = Gateway(f"""
 listeners: [{{address: 127.0.0.1, port: 0}}]
 backends:
   fake: {{url: "{cls.up.url}/base", response_timeout_ms: 1000}}
   dead: {{url: "http://127.0.0.1:{closed_port()}", connect_timeout_ms: 1000}}
+  stuck: {{url: "http://127.0.0.1:{cls.stuck.getsockname()[1]}", connect_timeout_ms: 400}}
 apis:
   - {{name: api, path: /api, backend: fake, strip_prefix: true}}
   - {{name: keep, path: /keep, backend: fake}}
   - {{name: mcp, path: /mcp, type: mcp, backend: fake, strip_prefix: true, allowed_origins: ["https://app.example"]}}
   - {{name: dead, path: /dead, backend: dead}}
+  - {{name: stuck, path: /stuck, backend: stuck}}
   - {{name: hosted, path: /hosted, backend: fake, strip_prefix: true, allowed_hosts: [localhost, "mcp.example:8443"]}}
   - {{name: timed, path: /timed, backend: fake, strip_prefix: true, request_timeout_ms: 300}}
   - {{name: beat, path: /beat, backend: fake, strip_prefix: true, sse_keepalive_ms: 150}}
@@ -64,6 +77,8 @@ workers: 2
     def tearDownClass(cls):
         cls.gw.cleanup()
         cls.up.stop()
+        for s in cls.fill + [cls.stuck]:
+            s.close()
 
     def get(self, path, **kw):
         return requests.get(self.gw.url + path, timeout=30, **kw)
@@ -203,6 +218,16 @@ workers: 2
         self.assertLess(self.up.disconnects["gone"] - left, 1.0)
         line = eventually(lambda: next((l for l in self.gw.access_log() if l["path"] == "/api/sse" and l["status"] == 499), None))
         self.assertEqual(line["status"], 499)
+
+    def test_connect_timeout_is_504(self):
+        started = time.time()
+        r = self.get("/stuck/x")
+        self.assertEqual(r.status_code, 504)
+        self.assertEqual(r.json()["message"], "Gateway timeout: the backend did not answer in time")
+        self.assertLess(time.time() - started, 3.0)  # the 400 ms connect timeout, not TCP's minutes
+        line = eventually(lambda: next((l for l in self.gw.access_log() if l["path"] == "/stuck/x"), None))
+        self.assertEqual(line["status"], 504)
+        self.assertIn("timed out", line["error"])
 
     def test_upstream_failures_are_apim_errors(self):
         r = self.get("/dead/x")
