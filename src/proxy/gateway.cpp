@@ -310,6 +310,9 @@ struct RelayOptions {
   Heartbeat* heartbeat = nullptr;
   // An event stream: between events, hold no relay buffer.
   bool idle_without_buffer = false;
+  // ...and, from a plain-TCP upstream, wait for its next bytes on the socket itself: no read
+  // buffer and no read operation held while it is silent.
+  tcp::socket* idle_socket = nullptr;
 };
 
 struct RelayResult {
@@ -413,6 +416,36 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
         body.size = 0;
         boost::system::error_code rec;
         while (!p.is_done() && rec != bhttp::error::need_buffer) {
+          if (o.idle_socket) {
+            // What is already here first (a chunk's CRLF, the next size line), without I/O;
+            // then, with nothing left, the wait on the socket.
+            while (inbuf.size() > 0 && !p.is_done() && rec != bhttp::error::need_buffer) {
+              boost::system::error_code pec;
+              const std::size_t used = p.put(inbuf.data(), pec);
+              inbuf.consume(used);
+              if (pec == bhttp::error::need_buffer)
+                rec = pec;
+              else if (pec == bhttp::error::need_more)
+                break;
+              else if (pec)
+                co_return RelayResult{pec, true};
+              if (used == 0) break;
+            }
+            if (p.is_done() || rec == bhttp::error::need_buffer) break;
+            // A few bytes the parser cannot use yet (the CRLF after a chunk waits for the next
+            // size line) wait here, not in a read buffer.
+            std::array<char, 64> carry;
+            const std::size_t carried = inbuf.size() <= carry.size() ? inbuf.size() : 0;
+            asio::buffer_copy(asio::buffer(carry.data(), carried), inbuf.data());
+            inbuf.consume(carried);
+            if (inbuf.size() == 0) {
+              inbuf.shrink_to_fit();
+              auto [wec] = co_await o.idle_socket->async_wait(tcp::socket::wait_read, kTuple);
+              if (wec) co_return RelayResult{wec, true};
+              inbuf.commit(
+                  asio::buffer_copy(inbuf.prepare(carried), asio::buffer(carry.data(), carried)));
+            }
+          }
           arm(in, o.read_timeout, o.deadline);
           auto [ec, rn] = co_await bhttp::async_read_some(in, inbuf, p, kTuple);
           (void)rn;
@@ -644,6 +677,22 @@ struct Gateway::Impl {
     mcp::RequestInfo mcp_info;
     // Set when the API runs policies; on the heap, so the frames stay small.
     std::unique_ptr<policy::Context> pctx;
+    // What an event stream keeps of pctx while it is open (see keep_for_stream).
+    std::vector<std::function<void(std::uint64_t bytes)>> on_done;
+    std::vector<std::shared_ptr<void>> holds;  // a concurrency slot, for one
+    std::vector<std::pair<std::string, std::string>> validations;
+    std::string client_app;
+
+    // An event stream may stay open for hours: of the policies' state it keeps only what its
+    // end needs (counters to settle, a slot to give back, what its log line and metrics say).
+    void keep_for_stream() {
+      if (!pctx) return;
+      on_done = std::move(pctx->on_done);
+      holds = std::move(pctx->holds);
+      validations = std::move(pctx->validations);
+      client_app = std::move(pctx->client_app);
+      pctx.reset();
+    }
   };
 
   // An upstream's answer whose head is ready, handed from the exchange to the relay.
@@ -886,7 +935,10 @@ struct Gateway::Impl {
     auto& client_socket = beast::get_lowest_layer(client);
     for (bool first = true;; first = false) {
       std::shared_ptr<const View> view = w.view;
-      bhttp::request_parser<bhttp::buffer_body> req_p;
+      // On the heap, and gone before the answer is relayed: an event stream does not keep its
+      // request's fields (a bearer token among them) for as long as it is open.
+      auto req_holder = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
+      auto& req_p = *req_holder;
       {
         const auto& limits = view->rt->limits;
         req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -921,6 +973,7 @@ struct Gateway::Impl {
       view = w.view;  // the newest snapshot for this request, kept until it ends
       std::unique_ptr<Answer> answer;
       bool keep = co_await exchange(client, w, *view, req_p, cbuf, remote, tls, answer);
+      req_holder.reset();
       if (answer)
         keep = co_await relay_answer(client, w, view->rt->limits, cbuf, std::move(answer));
       if (!keep) co_return;
@@ -934,11 +987,9 @@ struct Gateway::Impl {
     record(w, rec.route, rec.status,
            std::chrono::duration<double>(Clock::now() - rec.started).count(),
            rec.status == 502 || rec.status == 504);
-    if (pctx) {
-      for (const auto& done : pctx->on_done) done(rec.bytes_in + rec.bytes_out);
-    }
-    if (pctx && rec.route) {
-      for (const auto& [policy_name, outcome] : pctx->validations) {
+    for (const auto& done : pctx ? pctx->on_done : rec.on_done) done(rec.bytes_in + rec.bytes_out);
+    if (rec.route) {
+      for (const auto& [policy_name, outcome] : pctx ? pctx->validations : rec.validations) {
         ++w.validations[McpSeries{rec.route->slot, policy_name,
                                   outcome}];  // bounded: 2 x 10 x APIs
       }
@@ -967,8 +1018,8 @@ struct Gateway::Impl {
       if (!rec.mcp_info.tool.empty())
         o.emplace_back("mcp_tool", core::Json(core::printable(rec.mcp_info.tool, 100)));
     }
-    if (pctx && !pctx->client_app.empty())
-      o.emplace_back("client_app", core::Json(pctx->client_app));
+    if (const auto& app = pctx ? pctx->client_app : rec.client_app; !app.empty())
+      o.emplace_back("client_app", core::Json(app));
     if (!rec.error.empty()) o.emplace_back("error", core::Json(rec.error));
     options.access_log(core::Json(std::move(o)).dump());
   }
@@ -1496,6 +1547,7 @@ struct Gateway::Impl {
       head.reserve(512);
       append_head(head, res, skip, ours);
     }
+    if (event_stream) rec.keep_for_stream();
     auto ans = std::make_unique<Answer>();
     ans->rec = std::move(rec_holder);
     ans->upstream = std::move(upstream);
@@ -1547,6 +1599,7 @@ struct Gateway::Impl {
     ro.deadline = event_stream ? Clock::time_point::max() : a->deadline;
     ro.written = &rec.bytes_out;
     ro.idle_without_buffer = event_stream;  // streams wait for their next event holding none
+    if (event_stream && !a->upstream->secure()) ro.idle_socket = &a->upstream->lowest().socket();
     if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
     const auto& api = rec.route->api;
     std::shared_ptr<ClientWatch> watch;

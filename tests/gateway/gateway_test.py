@@ -203,6 +203,16 @@ workers: 2
                     self.up.ack("t1", n)
             self.assertEqual(got, [0, 1, 2, 3])
 
+    def test_sse_cut_anywhere_arrives_whole(self):
+        # Between events the gateway waits on the upstream socket holding no buffer; bytes it
+        # cannot use yet (half a size line, a lone CR) must survive the wait.
+        with requests.get(self.gw.url + "/api/sse?n=3&split=1", stream=True, timeout=30) as r:
+            self.assertEqual(r.status_code, 200)
+            body = b"".join(r.iter_content(chunk_size=None))
+        events = [e for e in body.split(b"\n\n") if e]
+        self.assertEqual([json.loads(e.split(b"data: ")[1])["n"] for e in events], [0, 1, 2])
+        self.assertEqual(body, b"".join(b'id: %d\ndata: {"n": %d}\n\n' % (i, i) for i in range(3)))
+
     def test_client_leaving_an_event_stream_cancels_the_upstream(self):
         s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
         s.sendall(b"GET /api/sse?hold=1&id=gone HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")

@@ -164,7 +164,16 @@ class FakeUpstream:
                         return
                     for i in range(n):
                         event = f"id: {i}\ndata: {{\"n\": {i}}}\n\n".encode()
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        chunk = b"%x\r\n%s\r\n" % (len(event), event)
+                        if q.get("split"):
+                            # In pieces, each its own send after a pause: a size line, the data
+                            # and the CRLFs arrive cut where a parser must wait for more.
+                            for piece in (chunk[:1], chunk[1:3], chunk[3:9], chunk[9:-1], chunk[-1:]):
+                                self.wfile.write(piece)
+                                self.wfile.flush()
+                                time.sleep(0.02)
+                            continue
+                        self.wfile.write(chunk)
                         self.wfile.flush()
                         if q.get("gap") and i + 1 < n:
                             time.sleep(float(q["gap"]))
