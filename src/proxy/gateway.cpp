@@ -655,8 +655,8 @@ struct Gateway::Impl {
     }
   };
 
-  // One exchange as its access-log line and metrics see it. On the heap: the answer's relay takes
-  // it along when the exchange (and its large coroutine frame) ends before the body is through.
+  // One exchange as its access-log line and metrics see it. The connection's (serve's) to hold:
+  // the answer's relay goes on with it after the exchange (and its large frame) has ended.
   struct Record {
     explicit Record(std::atomic<std::size_t>& in_flight) : in_flight(in_flight) { ++in_flight; }
     Record(const Record&) = delete;
@@ -697,7 +697,6 @@ struct Gateway::Impl {
 
   // An upstream's answer whose head is ready, handed from the exchange to the relay.
   struct Answer {
-    std::unique_ptr<Record> rec;
     std::optional<net::UpstreamConn> upstream;
     std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> res;
     beast::flat_buffer ubuf;  // what the upstream sent past the head
@@ -933,12 +932,15 @@ struct Gateway::Impl {
   awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls) {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
+    // One request at a time, made in place (no allocation per request). The request goes
+    // before its answer is relayed: an event stream keeps no request fields (a bearer token
+    // among them) for as long as it is open.
+    std::optional<bhttp::request_parser<bhttp::buffer_body>> request;
+    std::optional<Record> rec;
+    std::optional<Answer> answer;
     for (bool first = true;; first = false) {
       std::shared_ptr<const View> view = w.view;
-      // On the heap, and gone before the answer is relayed: an event stream does not keep its
-      // request's fields (a bearer token among them) for as long as it is open.
-      auto req_holder = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
-      auto& req_p = *req_holder;
+      auto& req_p = request.emplace();
       {
         const auto& limits = view->rt->limits;
         req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -971,11 +973,15 @@ struct Gateway::Impl {
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
-      std::unique_ptr<Answer> answer;
-      bool keep = co_await exchange(client, w, *view, req_p, cbuf, remote, tls, answer);
-      req_holder.reset();
-      if (answer)
-        keep = co_await relay_answer(client, w, view->rt->limits, cbuf, std::move(answer));
+      rec.emplace(in_flight);
+      rec->remote = &remote;
+      bool keep = co_await exchange(client, w, *view, req_p, cbuf, tls, *rec, answer);
+      request.reset();
+      if (answer) {
+        keep = co_await relay_answer(client, w, view->rt->limits, cbuf, *rec, *answer);
+        answer.reset();
+      }
+      rec.reset();
       if (!keep) co_return;
     }
   }
@@ -1063,11 +1069,9 @@ struct Gateway::Impl {
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
                            bhttp::request_parser<bhttp::buffer_body>& req_p,
-                           beast::flat_buffer& cbuf, const std::string& remote, bool tls,
-                           std::unique_ptr<Answer>& answer_out) {
-    auto rec_holder = std::make_unique<Record>(in_flight);
-    Record& rec = *rec_holder;
-    rec.remote = &remote;
+                           beast::flat_buffer& cbuf, bool tls, Record& rec,
+                           std::optional<Answer>& answer_out) {
+    const std::string& remote = *rec.remote;
     const Runtime& rt = *view.rt;
     const auto& limits = rt.limits;
     const auto& started = rec.started;
@@ -1548,8 +1552,7 @@ struct Gateway::Impl {
       append_head(head, res, skip, ours);
     }
     if (event_stream) rec.keep_for_stream();
-    auto ans = std::make_unique<Answer>();
-    ans->rec = std::move(rec_holder);
+    Answer* ans = &answer_out.emplace();
     ans->upstream = std::move(upstream);
     ans->res = std::move(res_holder);
     ans->ubuf = std::move(ubuf);
@@ -1564,7 +1567,6 @@ struct Gateway::Impl {
     ans->upstream_reusable = upstream_keep_alive && upstream_status != 101;
     ans->response_timeout = response_timeout;
     ans->deadline = deadline;
-    answer_out = std::move(ans);
     co_return keep;
   }
 
@@ -1572,11 +1574,42 @@ struct Gateway::Impl {
   // event stream open for hours holds this small frame and not the exchange's.
   template <class Stream>
   awaitable<bool> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
-                               beast::flat_buffer& cbuf, std::unique_ptr<Answer> a) {
-    Record& rec = *a->rec;
+                               beast::flat_buffer& cbuf, Record& rec, Answer& answer) {
+    Answer* const a = &answer;
     auto& res_p = *a->res;
     auto& client_socket = beast::get_lowest_layer(client);
     const bool event_stream = a->event_stream;
+    const auto length = res_p.content_length();
+    if (!event_stream && a->framing == Framing::kRaw && length && *length <= kRelayBuffer &&
+        a->ubuf.size() >= *length) {
+      // The common answer — small, and here whole with its head (a JSON reply): one write, no
+      // relay loop.
+      RelayBuffer relay(w.buffers);
+      auto& body = res_p.get().body();
+      body.data = relay.get();
+      body.size = kRelayBuffer;
+      boost::system::error_code pec;
+      while (!res_p.is_done()) {
+        const std::size_t used = res_p.put(a->ubuf.data(), pec);
+        a->ubuf.consume(used);
+        if (pec || used == 0) break;
+      }
+      if (!res_p.is_done()) {  // what the upstream sent does not parse as its body
+        rec.error = "reading the response body: " + (pec ? pec.message() : "incomplete");
+        a->upstream.reset();
+        co_return co_await answer_backend_failure(client, w, rec, a->version, limits.idle_timeout,
+                                                  502, true);
+      }
+      const std::array<asio::const_buffer, 2> bufs{
+          asio::buffer(a->head), asio::buffer(relay.get(), kRelayBuffer - body.size)};
+      arm(client, limits.idle_timeout, a->deadline);
+      auto [wec, wn] = co_await asio::async_write(client, bufs, kTuple);
+      rec.bytes_out += wn;
+      log_exchange(w, rec);
+      if (wec) co_return false;
+      if (a->upstream_reusable) release(*a->pool, std::move(*a->upstream));
+      co_return a->keep;
+    }
     // The head goes with the first body bytes when they are already here (a small answer: one
     // write); otherwise at once — an event stream's client learns its stream is open before
     // the first event, and a slow body's client sees the head before the body.
