@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace mcpgate::crypto {
 namespace {
 
@@ -27,6 +30,36 @@ TEST(Key, RsaSignVerifyBothPaddings) {
       EXPECT_FALSE(verify(key.public_key(), Scheme::kEcdsa, hash, "data", *sig));
     }
   }
+}
+
+// verify() keeps a set-up context per key, scheme and hash (per thread): reuse must not let one
+// key's context judge another key's signature, nor a failure change the next answer.
+TEST(Key, VerifyContextsFollowTheirKey) {
+  auto sig = sign(rsa_key(), Scheme::kRsaPkcs1, Hash::kSha256, "data").value();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(verify(rsa_key().public_key(), Scheme::kRsaPkcs1, Hash::kSha256, "data", sig));
+  EXPECT_FALSE(verify(rsa_key().public_key(), Scheme::kRsaPkcs1, Hash::kSha256, "dat4", sig));
+  EXPECT_TRUE(verify(rsa_key().public_key(), Scheme::kRsaPkcs1, Hash::kSha256, "data", sig));
+  // Keys come and go (rotation): more of them than the contexts kept, each checked against its
+  // own signature and against the others'.
+  std::vector<std::string> sigs;
+  std::vector<PublicKey> keys;
+  for (int i = 0; i < 10; ++i) {
+    auto k = PrivateKey::generate_ec(Curve::kP256).value();
+    sigs.push_back(sign(k, Scheme::kEcdsa, Hash::kSha256, "data").value());
+    keys.push_back(k.public_key());
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      EXPECT_TRUE(verify(keys[i], Scheme::kEcdsa, Hash::kSha256, "data", sigs[i]));
+      EXPECT_FALSE(verify(keys[i], Scheme::kEcdsa, Hash::kSha256, "data", sigs[(i + 1) % 10]));
+    }
+  }
+  keys.clear();  // freed here; the contexts still hold their keys, so no address is reused
+  auto fresh = PrivateKey::generate_ec(Curve::kP256).value();
+  EXPECT_FALSE(verify(fresh.public_key(), Scheme::kEcdsa, Hash::kSha256, "data", sigs[9]));
+  EXPECT_TRUE(verify(fresh.public_key(), Scheme::kEcdsa, Hash::kSha256, "data",
+                     sign(fresh, Scheme::kEcdsa, Hash::kSha256, "data").value()));
 }
 
 TEST(Key, RsaFromComponentsMatchesGeneratedKey) {
