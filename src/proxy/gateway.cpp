@@ -1101,6 +1101,21 @@ struct Gateway::Impl {
 
     // A body we will not read makes the connection unusable for another request.
     const bool body_pending = !req_p.is_done();
+    // RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for an interim 100
+    // before it sends its body. It goes out when the body is first read: a request refused
+    // before that gets its final answer instead, and the client keeps its body.
+    bool owe_continue = body_pending && version >= 11 &&
+                        core::iequals(core::trim(req[bhttp::field::expect]), "100-continue");
+    const auto send_continue = [&]() -> awaitable<bool> {
+      if (!owe_continue) co_return true;
+      owe_continue = false;
+      static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+      arm(client, limits.idle_timeout, Clock::time_point::max());
+      auto [ec, n] =
+          co_await asio::async_write(client, asio::buffer(k100.data(), k100.size()), kTuple);
+      (void)n;
+      co_return !ec;
+    };
     const auto refuse = [&](int code, std::string_view message) -> awaitable<bool> {
       status = code;
       const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, code,
@@ -1175,6 +1190,11 @@ struct Gateway::Impl {
                           (is_mcp_message || (route->program && route->program->sets_request_body));
     if (buffer_message) {
       auto& body = req.body();
+      if (!co_await send_continue()) {
+        status = 499;  // the client left before its body was in
+        log();
+        co_return false;
+      }
       while (!req_p.is_done()) {
         body.data = relay.get();
         body.size = kRelayBuffer;
@@ -1352,6 +1372,11 @@ struct Gateway::Impl {
         auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(upstream_head), kTuple);
         (void)n;
         wec = ec;
+        if (!wec && request_has_body && !co_await send_continue()) {
+          upstream.reset();
+          client_left = true;
+          break;
+        }
         if (!wec && request_has_body) {
           RelayOptions ro;
           ro.read_timeout = limits.idle_timeout;

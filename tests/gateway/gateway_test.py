@@ -177,6 +177,35 @@ workers: 2
         r = self.get("/api/chunked")
         self.assertEqual(r.text, "one,two,three")
 
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        def head_of(sock):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(1)
+                self.assertTrue(chunk, f"closed after {data!r}")
+                data += chunk
+            return data.decode("latin-1")
+
+        # A streamed body (the relay) and an MCP message (read whole before the policies).
+        for path, extra in (("/api/echo", ""), ("/mcp/echo", "Content-Type: application/json\r\n")):
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:
+                s.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: 17\r\n"
+                           "Expect: 100-continue\r\n\r\n").encode())
+                # A client that waits for the 100 before its body (as curl does): without it,
+                # this read times out.
+                self.assertEqual(head_of(s), "HTTP/1.1 100 Continue\r\n\r\n", path)
+                s.sendall(b'{"jsonrpc":"2.0"}')
+                head, body = read_response(s)
+                self.assertTrue(head.startswith("HTTP/1.1 200"), (path, head))
+                self.assertEqual(body, b'{"jsonrpc":"2.0"}', path)
+                self.assertNotIn("expect:", head.lower())
+        # Refused before its body is read: the final answer, no 100, and the body is never asked for.
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=5) as s:
+            s.sendall(b"POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            head, _ = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 404"), head)
+
     def test_body_over_the_limit_is_413(self):
         r = requests.post(self.gw.url + "/api/echo", data=b"x" * 2_100_000, timeout=30)
         self.assertEqual(r.status_code, 413)
