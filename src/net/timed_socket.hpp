@@ -4,6 +4,7 @@
 
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 
 namespace mcpgate::net {
@@ -26,7 +28,10 @@ class TimedSocket {
   struct State;
 
  public:
-  using executor_type = boost::asio::any_io_executor;
+  // The io_context's own executor, not the type-erased one the socket carries: Beast's composed
+  // reads and writes copy their stream's executor several times per operation, and copying
+  // any_io_executor goes through its type erasure (about 6 % of a proxied request).
+  using executor_type = boost::asio::io_context::executor_type;
   using clock = std::chrono::steady_clock;
   using time_point = clock::time_point;
 
@@ -42,7 +47,7 @@ class TimedSocket {
   }
   ~TimedSocket() { shut(st_); }
 
-  executor_type get_executor() { return st_->socket.get_executor(); }
+  executor_type get_executor() { return st_->executor; }
   boost::asio::ip::tcp::socket& socket() { return st_->socket; }
   using lowest_layer_type = boost::asio::ip::tcp::socket;  // what asio::ssl::stream asks for
   lowest_layer_type& lowest_layer() { return st_->socket; }
@@ -86,9 +91,16 @@ class TimedSocket {
  private:
   struct State {
     explicit State(boost::asio::ip::tcp::socket s)
-        : socket(std::move(s)), timer(socket.get_executor()) {}
+        : socket(std::move(s)), timer(socket.get_executor()), executor(context_executor(socket)) {}
+    // Every socket here belongs to an io_context (the workers', the clients').
+    static executor_type context_executor(boost::asio::ip::tcp::socket& s) {
+      const auto* ex = s.get_executor().target<executor_type>();
+      if (!ex) throw std::logic_error("TimedSocket: the socket's executor is not an io_context's");
+      return *ex;
+    }
     boost::asio::ip::tcp::socket socket;
     boost::asio::steady_timer timer;
+    executor_type executor;
     time_point deadline = time_point::max();
     time_point armed = time_point::max();  // when the timer's wait ends; max: none pending
     int pending = 0;

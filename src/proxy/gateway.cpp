@@ -629,7 +629,9 @@ struct Gateway::Impl {
     // back their buffer and their connection count.
     BufferPool buffers;                       // this worker's thread only
     std::atomic<std::size_t> connections{0};  // open client connections on this worker
-    asio::io_context ioc{1};
+    // One thread runs it, and every socket and timer on it is touched from that thread only
+    // (other threads post): its reactor needs no lock around each operation. Posting stays safe.
+    asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::unique_ptr<ApiStats[]> stats{new ApiStats[kMaxSlots]};
     std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
     std::shared_ptr<const View> view;   // this worker's thread only, once running
