@@ -1579,6 +1579,12 @@ struct Gateway::Impl {
       append_head(head, res, skip, ours);
     }
     if (event_stream) rec.keep_for_stream();
+    if (pctx) {
+      // The request and these views of it go with this frame: what runs after (on-error, when
+      // the body fails before a byte of it reached the client) sees no request fields.
+      pctx->request_headers = nullptr;
+      pctx->response_headers = nullptr;
+    }
     Answer* ans = &answer_out.emplace();
     ans->upstream = std::move(upstream);
     ans->res = std::move(res_holder);

@@ -274,6 +274,16 @@ apis:
         self.assertEqual(r.status_code, 503)
         self.assertNotIn("X-Handled", r.headers)
 
+    def test_on_error_runs_when_the_body_fails_before_the_client_saw_a_byte(self):
+        # The backend's head came, then its body broke: nothing had gone to the client, so it
+        # gets a backend failure, and on-error runs on it (after the exchange's own frame ended).
+        r = self.get("/nofail/cut")
+        self.assertEqual((r.status_code, r.headers.get("X-Handled")), (502, "yes"))
+        self.assertEqual(r.json()["statusCode"], 502)
+        line = eventually(lambda: next((l for l in self.gw.access_log()
+                                        if l["request_id"] == r.headers["X-Request-Id"]), None))
+        self.assertIn("reading the response body", line["error"])
+
     def test_set_body_in_inbound_replaces_the_request_body(self):
         want = b'{"replaced": true}'
         for body in (b"original body", iter([b"chunked ", b"original"]), None):
