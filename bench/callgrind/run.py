@@ -8,6 +8,8 @@ connection, dumps the counters and divides. Setups:
   plain         no policy
   jwt-cached    validate-jwt (RS256, inline key, iss/aud/exp) with the same token every time
   jwt-fresh     the same with entra.token_cache_entries: 0 (every request verifies the signature)
+  lab           the lab's validate-azure-ad-token policy, keys from `mcpgate idp` (the emulator,
+                over TLS), the same client-credentials token every time
 
   /usr/bin/python3 bench/callgrind/run.py [--requests 300] [--json out.json]
       [--check bench/callgrind/baseline.json [--tolerance 0.10]] [--write-baseline F]
@@ -26,13 +28,18 @@ import re
 import shutil
 import signal
 import socketserver
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "load"))
+from harness import LAB_POLICY, TENANT  # noqa: E402 (the load benchmark's lab policy and tenant)
 BODY = (b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello from the origin, '
         b'a reply of about two hundred bytes like a small MCP tool result"}],"isError":false}}')
 
@@ -90,6 +97,48 @@ def policy_xml(n, e):
   <on-error><base /></on-error>
 </policies>
 """
+
+
+def start_emulator(mcpgate, d):
+    """`mcpgate idp` with the lab's registrations: (process, authority, CA file, client id,
+    token). The caller stops the process."""
+    data = os.path.join(d, "idp")
+
+    def cli(*a):
+        run = subprocess.run([mcpgate, "idp", "--data", data, *a], capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"mcpgate idp {' '.join(a)}: {run.stderr.strip()}")
+        return json.loads(run.stdout or "null")
+    cli("tenant", "create", "--id", TENANT, "--domain", "contoso.onmicrosoft.com", "--name", "Contoso")
+    cli("app", "create", "--name", "mcp-api", "--identifier-uri", "api://mcp-api", "--access-token-version", "2")
+    client = cli("app", "create", "--name", "agent")["appId"]
+    secret = cli("secret", "add", "--app", client)["secretText"]
+    ready = os.path.join(d, "idp-ready.json")
+    proc = subprocess.Popen([mcpgate, "idp", "--data", data, "--listen", "127.0.0.1:0", "--ready-file", ready],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            if os.path.exists(ready):
+                try:
+                    with open(ready) as f:
+                        info = json.load(f)
+                    break
+                except ValueError:
+                    pass  # not written whole yet
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.05)
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
+                                       "client_secret": secret, "scope": "api://mcp-api/.default"}).encode()
+        with urllib.request.urlopen(f"{info['https']}/{TENANT}/oauth2/v2.0/token", form,
+                                    context=ssl.create_default_context(cafile=info["ca"])) as r:
+            token = json.load(r)["access_token"]
+        return proc, info["https"], info["ca"], client, token
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        raise
 
 
 def count(mcpgate, d, name, config, requests, headers, keep=None):
@@ -157,7 +206,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mcpgate", default=os.path.join(HERE, "..", "..", "build", "release", "src", "app", "mcpgate"))
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh")
+    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh,lab")
     ap.add_argument("--json")
     ap.add_argument("--check")
     ap.add_argument("--tolerance", type=float, default=0.10)
@@ -186,10 +235,26 @@ def main():
             "jwt-fresh": (common + f"apis: [{{name: bench, path: /, backend: origin, policy: {policy}}}]\n"
                           "entra: {token_cache_entries: 0}\n", {"Authorization": f"Bearer {token}"}),
         }
-        for name in args.only.split(","):
-            config, headers = setups[name]
-            results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep))
-            print(f"{name:12s} {results[name]:>10,d} instructions per request", flush=True)
+        emulator = None
+        try:
+            if "lab" in args.only.split(","):
+                emulator, authority, ca, client, lab_token = start_emulator(mcpgate, d)
+                lab_policy = os.path.join(d, "lab.xml")
+                with open(lab_policy, "w") as f:
+                    f.write(LAB_POLICY)
+                setups["lab"] = (
+                    common + f"entra: {{authority: \"{authority}\", ca_file: \"{ca}\"}}\n"
+                    f"named_values: {{aad-tenant-id: {TENANT}, aad-client-application-id: {client}}}\n"
+                    f"apis: [{{name: bench, path: /, backend: origin, policy: {lab_policy}}}]\n",
+                    {"Authorization": f"Bearer {lab_token}"})
+            for name in args.only.split(","):
+                config, headers = setups[name]
+                results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep))
+                print(f"{name:12s} {results[name]:>10,d} instructions per request", flush=True)
+        finally:
+            if emulator:
+                emulator.terminate()
+                emulator.wait()
     origin.shutdown()
     if args.json:
         with open(args.json, "w") as f:
