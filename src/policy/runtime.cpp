@@ -40,6 +40,12 @@ std::vector<std::string> FieldList::values(std::string_view name) const {
   }
   return out;
 }
+std::optional<std::string_view> FieldList::first(std::string_view name) const {
+  for (const auto& [n, v] : fields) {
+    if (core::iequals(n, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
 void FieldList::erase(std::string_view name) {
   std::erase_if(fields, [&](const auto& f) { return core::iequals(f.first, name); });
 }

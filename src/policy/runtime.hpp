@@ -26,6 +26,8 @@ class HeaderMap {
  public:
   virtual ~HeaderMap() = default;
   virtual std::vector<std::string> values(std::string_view name) const = 0;  // one per field line
+  // The first line's value, without a copy: valid until the fields change.
+  virtual std::optional<std::string_view> first(std::string_view name) const = 0;
   virtual void erase(std::string_view name) = 0;
   virtual void add(std::string_view name, std::string_view value) = 0;
 };
@@ -35,6 +37,7 @@ class FieldList final : public HeaderMap {
  public:
   std::vector<std::pair<std::string, std::string>> fields;
   std::vector<std::string> values(std::string_view name) const override;
+  std::optional<std::string_view> first(std::string_view name) const override;
   void erase(std::string_view name) override;
   void add(std::string_view name, std::string_view value) override;
 };

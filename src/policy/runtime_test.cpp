@@ -17,6 +17,12 @@ class Fields final : public HeaderMap {
     }
     return out;
   }
+  std::optional<std::string_view> first(std::string_view name) const override {
+    for (const auto& [n, v] : f) {
+      if (core::iequals(n, name)) return std::string_view(v);
+    }
+    return std::nullopt;
+  }
   void erase(std::string_view name) override {
     std::erase_if(f, [&](const auto& x) { return core::iequals(x.first, name); });
   }

@@ -60,26 +60,30 @@ struct TokenSource {
   bool bearer_only = false;  // validate-azure-ad-token: Authorization must say Bearer
 };
 
-// The token, nothing when none was sent; `malformed` when the header is there but unusable.
-std::optional<std::string> extract(const Context& ctx, const TokenSource& src, bool& malformed) {
+// The token, nothing when none was sent; `malformed` when the header is there but unusable. A
+// token from a header is a view of the request's field (no copy: it is a kilobyte or more); one
+// from the query is decoded into `storage`.
+std::optional<std::string_view> extract(const Context& ctx, const TokenSource& src, bool& malformed,
+                                        std::string& storage) {
   malformed = false;
   if (!src.header.empty()) {
     if (!ctx.request_headers) return std::nullopt;
-    const auto values = ctx.request_headers->values(src.header);
-    if (values.empty()) return std::nullopt;
-    std::string_view v = core::trim(values.front());
+    const auto line = ctx.request_headers->first(src.header);
+    if (!line) return std::nullopt;
+    std::string_view v = core::trim(*line);
     if (v.empty()) return std::nullopt;
     if (core::iequals(src.header, "Authorization")) {
-      const std::string scheme = src.scheme.empty() ? "Bearer" : src.scheme;
+      const std::string_view scheme =
+          src.scheme.empty() ? std::string_view("Bearer") : std::string_view(src.scheme);
       if (v.size() > scheme.size() && core::istarts_with(v, scheme) && v[scheme.size()] == ' ') {
         v = core::trim(v.substr(scheme.size() + 1));
       } else if (!src.scheme.empty() || src.bearer_only) {
         malformed = true;
-        return std::string();
+        return std::string_view();
       }
     }
     if (v.empty()) return std::nullopt;
-    return std::string(v);
+    return v;
   }
   for (auto part : core::split(ctx.query, "&")) {
     const auto eq = part.find('=');
@@ -89,10 +93,11 @@ std::optional<std::string> extract(const Context& ctx, const TokenSource& src, b
     auto value = http::url_decode(part.substr(eq + 1), true);
     if (!value) {
       malformed = true;
-      return std::string();
+      return std::string_view();
     }
     if (value->empty()) return std::nullopt;
-    return value;
+    storage = std::move(*value);
+    return std::string_view(storage);
   }
   return std::nullopt;
 }
@@ -147,10 +152,12 @@ class Validator : public Policy {
     return 0;
   }
 
-  // The token, or the refusal when there is none (or it cannot be read) in `flow`.
-  std::optional<std::string> token_or_refuse(Context& ctx, Flow& flow) const {
+  // The token, or the refusal when there is none (or it cannot be read) in `flow`. A view:
+  // into the request's fields, or into `storage`.
+  std::optional<std::string_view> token_or_refuse(Context& ctx, Flow& flow,
+                                                  std::string& storage) const {
     bool malformed = false;
-    auto token = extract(ctx, token_, malformed);
+    auto token = extract(ctx, token_, malformed, storage);
     if (malformed) {
       flow = refuse(ctx, jwt::Reason::kJwtInvalid,
                     token_.header + " does not carry a " +
@@ -234,7 +241,8 @@ class ValidateAzureAdToken final : public Validator {
 
   Flow apply(Context& ctx) const override {
     Flow refused = Flow::kError;
-    const auto token = token_or_refuse(ctx, refused);
+    std::string storage;
+    const auto token = token_or_refuse(ctx, refused, storage);
     if (!token) return refused;
     const auto& snap = keys_->snapshot();
     if (!snap->keys) {
@@ -350,7 +358,8 @@ class ValidateJwt final : public Validator {
 
   Flow apply(Context& ctx) const override {
     Flow refused = Flow::kError;
-    const auto token = token_or_refuse(ctx, refused);
+    std::string storage;
+    const auto token = token_or_refuse(ctx, refused, storage);
     if (!token) return refused;
     const double now = now_seconds(env_);
     std::optional<jwt::ValidationError> last;

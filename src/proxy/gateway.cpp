@@ -573,6 +573,11 @@ class BeastFields final : public policy::HeaderMap {
     for (auto [it, end] = f_.equal_range(name); it != end; ++it) out.emplace_back(it->value());
     return out;
   }
+  std::optional<std::string_view> first(std::string_view name) const override {
+    const auto it = f_.find(name);
+    if (it == f_.end()) return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  }
   void erase(std::string_view name) override { f_.erase(name); }
   void add(std::string_view name, std::string_view value) override { f_.insert(name, value); }
 
