@@ -4,12 +4,25 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <string>
+
 namespace mcpgate::core {
 namespace {
 
 TEST(Strings, CaseInsensitiveHelpers) {
   EXPECT_TRUE(iequals("Contoso.OnMicrosoft.com", "contoso.onmicrosoft.COM"));
   EXPECT_FALSE(iequals("abc", "abcd"));
+  // Blocks of eight bytes equal as they are, then a difference of case or of letter anywhere.
+  const std::string issuer = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab/v2.0";
+  EXPECT_TRUE(iequals(issuer, issuer));
+  for (std::size_t i = 0; i < issuer.size(); ++i) {
+    std::string other = issuer;
+    other[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(other[i])));
+    EXPECT_TRUE(iequals(issuer, other)) << i;
+    other[i] = other[i] == '~' ? '!' : '~';
+    EXPECT_FALSE(iequals(issuer, other)) << i;
+  }
   EXPECT_TRUE(istarts_with("Bearer abc", "bearer "));
   EXPECT_EQ(to_lower("AbC"), "abc");
   EXPECT_EQ(trim(" \t x y \r\n"), "x y");
