@@ -39,7 +39,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "load"))
-from harness import LAB_POLICY, TENANT  # noqa: E402 (the load benchmark's lab policy and tenant)
+from harness import LAB_POLICY, TENANT, lab_registrations, read_ready  # noqa: E402
 BODY = (b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello from the origin, '
         b'a reply of about two hundred bytes like a small MCP tool result"}],"isError":false}}')
 
@@ -103,29 +103,13 @@ def start_emulator(mcpgate, d):
     """`mcpgate idp` with the lab's registrations: (process, authority, CA file, client id,
     token). The caller stops the process."""
     data = os.path.join(d, "idp")
-
-    def cli(*a):
-        run = subprocess.run([mcpgate, "idp", "--data", data, *a], capture_output=True, text=True)
-        if run.returncode:
-            raise RuntimeError(f"mcpgate idp {' '.join(a)}: {run.stderr.strip()}")
-        return json.loads(run.stdout or "null")
-    cli("tenant", "create", "--id", TENANT, "--domain", "contoso.onmicrosoft.com", "--name", "Contoso")
-    cli("app", "create", "--name", "mcp-api", "--identifier-uri", "api://mcp-api", "--access-token-version", "2")
-    client = cli("app", "create", "--name", "agent")["appId"]
-    secret = cli("secret", "add", "--app", client)["secretText"]
+    client, secret = lab_registrations(mcpgate, data)
     ready = os.path.join(d, "idp-ready.json")
     proc = subprocess.Popen([mcpgate, "idp", "--data", data, "--listen", "127.0.0.1:0", "--ready-file", ready],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
-        while True:
-            if os.path.exists(ready):
-                try:
-                    with open(ready) as f:
-                        info = json.load(f)
-                    break
-                except ValueError:
-                    pass  # not written whole yet
+        while (info := read_ready(ready)) is None:
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.05)

@@ -134,13 +134,10 @@ class Procs:
         deadline = time.time() + timeout
         info = None
         while True:
-            if ready_file and os.path.exists(ready_file):
-                try:
-                    with open(ready_file) as f:
-                        info = json.load(f)
+            if ready_file:
+                info = read_ready(ready_file)
+                if info is not None:
                     break
-                except ValueError:
-                    pass  # not written whole yet
             if port and port_open(port):
                 break
             if proc.poll() is not None or time.time() > deadline:
@@ -262,11 +259,20 @@ def check_auth(who, port, path, tokens):
 
 # --- the emulator ------------------------------------------------------------------------------
 
-def start_idp(procs, mcpgate, workdir, n_tokens):
-    """`mcpgate idp` with the lab's registrations, and n_tokens distinct client-credentials
-    tokens from it; returns authority, ca, client id, tokens and the signing key's PEM."""
-    data = os.path.join(workdir, "idp")
+def read_ready(path):
+    """A ready file's JSON once it is written whole; None before."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
+        return None  # not written whole yet
 
+
+def lab_registrations(mcpgate, data):
+    """The lab's tenant and app registrations in the emulator's data folder `data` (through its
+    CLI): the API (v2 tokens) and the agent. Returns the agent's client id and secret."""
     def cli(*a):
         run = subprocess.run([mcpgate, "idp", "--data", data, *a], capture_output=True, text=True)
         if run.returncode:
@@ -275,7 +281,14 @@ def start_idp(procs, mcpgate, workdir, n_tokens):
     cli("tenant", "create", "--id", TENANT, "--domain", "contoso.onmicrosoft.com", "--name", "Contoso")
     cli("app", "create", "--name", "mcp-api", "--identifier-uri", "api://mcp-api", "--access-token-version", "2")
     client = cli("app", "create", "--name", "agent")["appId"]
-    secret = cli("secret", "add", "--app", client)["secretText"]
+    return client, cli("secret", "add", "--app", client)["secretText"]
+
+
+def start_idp(procs, mcpgate, workdir, n_tokens):
+    """`mcpgate idp` with the lab's registrations, and n_tokens distinct client-credentials
+    tokens from it; returns authority, ca, client id, tokens and the signing key's PEM."""
+    data = os.path.join(workdir, "idp")
+    client, secret = lab_registrations(mcpgate, data)
     ready = os.path.join(workdir, "idp-ready.json")
     _, info = procs.start("idp", [mcpgate, "idp", "--data", data, "--listen", "127.0.0.1:0",
                                   "--ready-file", ready], CORE_LOAD, ready_file=ready)
