@@ -26,20 +26,17 @@ import json
 import os
 import re
 import shutil
-import signal
 import socketserver
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "load"))
-from harness import LAB_POLICY, TENANT, lab_registrations, read_ready  # noqa: E402
+from harness import (LAB_POLICY, TENANT, client_credentials_token, lab_registrations,  # noqa: E402
+                     read_ready, stop_process)
 BODY = (b'{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hello from the origin, '
         b'a reply of about two hundred bytes like a small MCP tool result"}],"isError":false}}')
 
@@ -113,15 +110,10 @@ def start_emulator(mcpgate, d):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("the emulator did not start")
             time.sleep(0.05)
-        form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
-                                       "client_secret": secret, "scope": "api://mcp-api/.default"}).encode()
-        with urllib.request.urlopen(f"{info['https']}/{TENANT}/oauth2/v2.0/token", form,
-                                    context=ssl.create_default_context(cafile=info["ca"])) as r:
-            token = json.load(r)["access_token"]
+        token = client_credentials_token(info["https"], info["ca"], client, secret)
         return proc, info["https"], info["ca"], client, token
     except BaseException:
-        proc.terminate()
-        proc.wait()
+        stop_process(proc)
         raise
 
 
@@ -178,12 +170,7 @@ def count(mcpgate, d, name, config, requests, headers, keep=None):
             raise RuntimeError(f"{name}: no callgrind dump found")
         return total / requests
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 60)  # callgrind writes its dumps on the way out
 
 
 def main():
@@ -237,8 +224,7 @@ def main():
                 print(f"{name:12s} {results[name]:>10,d} instructions per request", flush=True)
         finally:
             if emulator:
-                emulator.terminate()
-                emulator.wait()
+                stop_process(emulator)
     origin.shutdown()
     if args.json:
         with open(args.json, "w") as f:

@@ -157,14 +157,7 @@ class Procs:
             return ""
 
     def stop(self, proc):
-        """SIGTERM, up to 10 s to finish, then SIGKILL: only this process, by its pid."""
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         self.running = [(n, p) for n, p in self.running if p is not proc]
 
     def stop_all(self):
@@ -259,6 +252,26 @@ def check_auth(who, port, path, tokens):
 
 # --- the emulator ------------------------------------------------------------------------------
 
+def stop_process(proc, timeout=10):
+    """SIGTERM, up to `timeout` seconds to finish, then SIGKILL: only this process, by its pid."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def client_credentials_token(authority, ca, client, secret):
+    """One token from the emulator for the lab's API (client-credentials grant)."""
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
+                                   "client_secret": secret, "scope": "api://mcp-api/.default"}).encode()
+    with urllib.request.urlopen(f"{authority}/{TENANT}/oauth2/v2.0/token", form,
+                                context=ssl.create_default_context(cafile=ca)) as r:
+        return json.load(r)["access_token"]
+
+
 def read_ready(path):
     """A ready file's JSON once it is written whole; None before."""
     if not os.path.exists(path):
@@ -294,12 +307,9 @@ def start_idp(procs, mcpgate, workdir, n_tokens):
                                   "--ready-file", ready], CORE_LOAD, ready_file=ready)
     authority, ca = info["https"], info["ca"]
     ctx = ssl.create_default_context(cafile=ca)
-    form = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
-                                   "client_secret": secret, "scope": "api://mcp-api/.default"}).encode()
     tokens = []
     for _ in range(n_tokens * 3):
-        with urllib.request.urlopen(f"{authority}/{TENANT}/oauth2/v2.0/token", form, context=ctx) as r:
-            t = json.load(r)["access_token"]
+        t = client_credentials_token(authority, ca, client, secret)
         if t not in tokens:
             tokens.append(t)
         if len(tokens) == n_tokens:

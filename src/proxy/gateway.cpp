@@ -1590,21 +1590,21 @@ struct Gateway::Impl {
       pctx->request_headers = nullptr;
       pctx->response_headers = nullptr;
     }
-    Answer* ans = &answer_out.emplace();
-    ans->upstream = std::move(upstream);
-    ans->res = std::move(res_holder);
-    ans->ubuf = std::move(ubuf);
-    ans->head = std::move(head);
-    ans->pool = &pool;
-    ans->version = version;
-    ans->framing = framing;
-    ans->event_stream = event_stream;
-    ans->bodiless = bodiless;
-    ans->chunked_out = chunked_out;
-    ans->keep = keep;
-    ans->upstream_reusable = upstream_keep_alive && upstream_status != 101;
-    ans->response_timeout = response_timeout;
-    ans->deadline = deadline;
+    Answer& ans = answer_out.emplace();
+    ans.upstream = std::move(upstream);
+    ans.res = std::move(res_holder);
+    ans.ubuf = std::move(ubuf);
+    ans.head = std::move(head);
+    ans.pool = &pool;
+    ans.version = version;
+    ans.framing = framing;
+    ans.event_stream = event_stream;
+    ans.bodiless = bodiless;
+    ans.chunked_out = chunked_out;
+    ans.keep = keep;
+    ans.upstream_reusable = upstream_keep_alive && upstream_status != 101;
+    ans.response_timeout = response_timeout;
+    ans.deadline = deadline;
     co_return keep;
   }
 
@@ -1612,14 +1612,13 @@ struct Gateway::Impl {
   // event stream open for hours holds this small frame and not the exchange's.
   template <class Stream>
   awaitable<bool> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
-                               beast::flat_buffer& cbuf, Record& rec, Answer& answer) {
-    Answer* const a = &answer;
-    auto& res_p = *a->res;
+                               beast::flat_buffer& cbuf, Record& rec, Answer& a) {
+    auto& res_p = *a.res;
     auto& client_socket = beast::get_lowest_layer(client);
-    const bool event_stream = a->event_stream;
+    const bool event_stream = a.event_stream;
     const auto length = res_p.content_length();
-    if (!event_stream && a->framing == Framing::kRaw && length && *length <= kRelayBuffer &&
-        a->ubuf.size() >= *length) {
+    if (!event_stream && a.framing == Framing::kRaw && length && *length <= kRelayBuffer &&
+        a.ubuf.size() >= *length) {
       // The common answer — small, and here whole with its head (a JSON reply): one write, no
       // relay loop.
       RelayBuffer relay(w.buffers);
@@ -1628,49 +1627,49 @@ struct Gateway::Impl {
       body.size = kRelayBuffer;
       boost::system::error_code pec;
       while (!res_p.is_done()) {
-        const std::size_t used = res_p.put(a->ubuf.data(), pec);
-        a->ubuf.consume(used);
+        const std::size_t used = res_p.put(a.ubuf.data(), pec);
+        a.ubuf.consume(used);
         if (pec || used == 0) break;
       }
       if (!res_p.is_done()) {  // what the upstream sent does not parse as its body
         rec.error = "reading the response body: " + (pec ? pec.message() : "incomplete");
-        a->upstream.reset();
-        co_return co_await answer_backend_failure(client, w, rec, a->version, limits.idle_timeout,
+        a.upstream.reset();
+        co_return co_await answer_backend_failure(client, w, rec, a.version, limits.idle_timeout,
                                                   502, true);
       }
       const std::array<asio::const_buffer, 2> bufs{
-          asio::buffer(a->head), asio::buffer(relay.get(), kRelayBuffer - body.size)};
-      arm(client, limits.idle_timeout, a->deadline);
+          asio::buffer(a.head), asio::buffer(relay.get(), kRelayBuffer - body.size)};
+      arm(client, limits.idle_timeout, a.deadline);
       auto [wec, wn] = co_await asio::async_write(client, bufs, kTuple);
       rec.bytes_out += wn;
       log_exchange(w, rec);
       if (wec) co_return false;
-      if (a->upstream_reusable) release(*a->pool, std::move(*a->upstream));
-      co_return a->keep;
+      if (a.upstream_reusable) release(*a.pool, std::move(*a.upstream));
+      co_return a.keep;
     }
     // The head goes with the first body bytes when they are already here (a small answer: one
     // write); otherwise at once — an event stream's client learns its stream is open before
     // the first event, and a slow body's client sees the head before the body.
-    if (event_stream || !(res_p.is_done() || a->ubuf.size() > 0)) {
-      arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : a->deadline);
-      auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(a->head), kTuple);
+    if (event_stream || !(res_p.is_done() || a.ubuf.size() > 0)) {
+      arm(client, limits.idle_timeout, event_stream ? Clock::time_point::max() : a.deadline);
+      auto [hwec, hwn] = co_await asio::async_write(client, asio::buffer(a.head), kTuple);
       rec.bytes_out += hwn;
       if (hwec) {
         log_exchange(w, rec);
         co_return false;
       }
-      std::string().swap(a->head);
+      std::string().swap(a.head);
     }
     RelayBuffer relay(w.buffers);  // the body passes through it, one read at a time
     RelayOptions ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
     // no request deadline then; a slow client still gets the idle timeout on each write.
-    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : a->response_timeout;
+    ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : a.response_timeout;
     ro.write_timeout = limits.idle_timeout;
-    ro.deadline = event_stream ? Clock::time_point::max() : a->deadline;
+    ro.deadline = event_stream ? Clock::time_point::max() : a.deadline;
     ro.written = &rec.bytes_out;
     ro.idle_without_buffer = event_stream;  // streams wait for their next event holding none
-    if (event_stream && !a->upstream->secure()) ro.idle_socket = &a->upstream->lowest().socket();
+    if (event_stream && !a.upstream->secure()) ro.idle_socket = &a.upstream->lowest().socket();
     if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
     const auto& api = rec.route->api;
     std::shared_ptr<ClientWatch> watch;
@@ -1679,12 +1678,12 @@ struct Gateway::Impl {
       // When the client goes away mid-stream, the upstream request is cancelled at once.
       ++active_streams;
       watch = std::make_shared<ClientWatch>();
-      watch->upstream = &*a->upstream;
+      watch->upstream = &*a.upstream;
       watch_client(client_socket.socket(), watch);
-      if (api.sse_keepalive.count() > 0 && !a->bodiless &&
-          (a->chunked_out || !res_p.content_length())) {
+      if (api.sse_keepalive.count() > 0 && !a.bodiless &&
+          (a.chunked_out || !res_p.content_length())) {
         heartbeat = std::make_shared<Heartbeat>(w.ioc);
-        heartbeat->chunked = a->chunked_out;
+        heartbeat->chunked = a.chunked_out;
         ro.heartbeat = heartbeat.get();
         asio::co_spawn(
             w.ioc,
@@ -1699,7 +1698,7 @@ struct Gateway::Impl {
       ro.rewriter = &*rewriter;
     }
     const auto relayed =
-        co_await relay_body(*a->upstream, a->ubuf, res_p, client, a->head, a->framing, relay, ro);
+        co_await relay_body(*a.upstream, a.ubuf, res_p, client, a.head, a.framing, relay, ro);
     if (heartbeat) {
       heartbeat->active = false;
       heartbeat->timer.cancel();
@@ -1720,16 +1719,16 @@ struct Gateway::Impl {
       if (rec.bytes_out == 0) {
         // Nothing reached the client yet (its head was to go with the first body bytes): it
         // gets the answer of a backend that failed before its head.
-        a->upstream.reset();
-        co_return co_await answer_backend_failure(client, w, rec, a->version, limits.idle_timeout,
+        a.upstream.reset();
+        co_return co_await answer_backend_failure(client, w, rec, a.version, limits.idle_timeout,
                                                   relayed.ec == beast::error::timeout ? 504 : 502,
                                                   res_p.got_some());
       }
     }
     log_exchange(w, rec);
     if (relayed.ec) co_return false;  // the head is out: all we can do is close
-    if (a->upstream_reusable && res_p.is_done()) release(*a->pool, std::move(*a->upstream));
-    co_return a->keep;
+    if (a.upstream_reusable && res_p.is_done()) release(*a.pool, std::move(*a.upstream));
+    co_return a.keep;
   }
 
   std::unique_ptr<net::Acceptors> acceptors;
