@@ -70,12 +70,13 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 stage "build fuzz" bash -c 'cmake --preset fuzz >/dev/null && cmake --build --preset fuzz'
 fuzz_smoke() {
   local target
-  for target in jwt_parse_fuzz jwks_fuzz policy_load_fuzz; do
+  for target in jwt_parse_fuzz jwks_fuzz policy_load_fuzz request_head_fuzz; do
     local work
     work=$(mktemp -d)
     local corpus=fuzz/corpus/${target%_fuzz}
     [ "$target" = jwks_fuzz ] && corpus=fuzz/corpus/jwks
     [ "$target" = policy_load_fuzz ] && corpus=fuzz/corpus/policy
+    [ "$target" = request_head_fuzz ] && corpus=fuzz/corpus/request_head
     echo "fuzz: $target for ${FUZZ_SECONDS}s"
     if build/fuzz/fuzz/$target -max_total_time="$FUZZ_SECONDS" -max_len=16384 -print_final_stats=1 \
         "$work" "$corpus" 2>&1 | tail -5; then

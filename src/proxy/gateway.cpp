@@ -34,6 +34,7 @@
 #include "core/strings.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "http/request_head.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
 #include "net/upstream.hpp"
@@ -945,36 +946,88 @@ struct Gateway::Impl {
     std::optional<bhttp::request_parser<bhttp::buffer_body>> request;
     std::optional<Record> rec;
     std::optional<Answer> answer;
+    http::RequestHead head;  // views into cbuf while a head is read; its field list is reused
     for (bool first = true;; first = false) {
       std::shared_ptr<const View> view = w.view;
       auto& req_p = request.emplace();
-      {
-        const auto& limits = view->rt->limits;
-        req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-        req_p.body_limit(limits.max_body_bytes);
-        client_socket.expires_after(first ? limits.header_timeout : limits.idle_timeout);
-        if (!first && cbuf.size() == 0) {
-          // Wait for the next request's first byte under the idle timeout, then give its head
-          // the header timeout (slow clients are dropped).
-          auto [wec, wn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
-          if (wec) co_return;
-          cbuf.commit(wn);
-          client_socket.expires_after(limits.header_timeout);
-        }
+      const auto& limits = view->rt->limits;
+      req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      req_p.body_limit(limits.max_body_bytes);
+      client_socket.expires_after(first ? limits.header_timeout : limits.idle_timeout);
+      if (!first && cbuf.size() == 0) {
+        // Wait for the next request's first byte under the idle timeout, then give its head
+        // the header timeout (slow clients are dropped).
+        auto [wec, wn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
+        if (wec) co_return;
+        cbuf.commit(wn);
+        client_socket.expires_after(limits.header_timeout);
       }
-      auto [hec, hn] = co_await bhttp::async_read_header(client, cbuf, req_p, kTuple);
-      (void)hn;
-      if (hec) {
-        const auto write_timeout = view->rt->limits.idle_timeout;
+      // The head, read whole (up to max_header_bytes) and parsed by our own parser: Beast's goes
+      // over a field value a byte at a time, and a bearer token is most of a request.
+      boost::system::error_code hec;
+      http::HeadStatus hs = http::HeadStatus::kIncomplete;
+      for (std::size_t searched = 0, skipped = 0;;) {
+        std::string_view data(static_cast<const char*>(cbuf.data().data()), cbuf.size());
+        if (!data.empty() && data[0] == '\r') {
+          const std::size_t empty = http::leading_empty_lines(data);  // RFC 9112 §2.2
+          cbuf.consume(empty);
+          skipped += empty;
+          data.remove_prefix(empty);
+          searched = searched > empty ? searched - empty : 0;
+        }
+        const std::size_t limit =
+            limits.max_header_bytes - std::min(skipped, limits.max_header_bytes);
+        hs = http::parse_request_head(data, limit, head, searched);
+        if (hs != http::HeadStatus::kIncomplete) break;
+        searched = data.size();
+        auto [rec_ec, rn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
+        if (rec_ec) {
+          hec = rec_ec;
+          break;
+        }
+        cbuf.commit(rn);
+      }
+      if (hs == http::HeadStatus::kComplete) {
+        // Beast's parser reads the body (Content-Length or chunked, with its limit): primed
+        // with a head that holds only the framing, its message then takes the real head.
+        char framing[96];
+        std::string_view prime = "GET / HTTP/1.1\r\n\r\n";
+        if (head.chunked) {
+          prime = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        } else if (head.content_length && !head.transfer_encoding) {
+          const int n = std::snprintf(framing, sizeof framing,
+                                      "POST / HTTP/1.1\r\nContent-Length: %llu\r\n\r\n",
+                                      static_cast<unsigned long long>(*head.content_length));
+          prime = std::string_view(framing, static_cast<std::size_t>(n));
+        }
+        req_p.eager(false);
+        req_p.put(asio::buffer(prime.data(), prime.size()), hec);
+        if (!hec) {
+          auto& req = req_p.get();
+          req.clear();
+          req.method_string(head.method);
+          req.target(head.target);
+          req.version(head.version);
+          for (const auto& f : head.fields) req.insert(f.name, f.value);
+        }
+        head.fields.clear();
+        cbuf.consume(head.size);
+      }
+      if (hs != http::HeadStatus::kComplete || hec) {
+        head.fields.clear();
+        const auto write_timeout = limits.idle_timeout;
         const std::string request_id = new_request_id();
-        if (hec == bhttp::error::header_limit) {
+        if (hs == http::HeadStatus::kTooLarge) {
           co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id, write_timeout);
+        } else if (hs == http::HeadStatus::kBadVersion) {
+          co_await reply(client, 11, false, 505, kVersionNotSupported, request_id, write_timeout);
         } else if (hec == bhttp::error::body_limit) {
           co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id, write_timeout);
-        } else if (hec != bhttp::error::end_of_stream && hec != asio::error::eof &&
-                   hec != beast::error::timeout && hec != asio::error::connection_reset &&
-                   hec != asio::ssl::error::stream_truncated &&
-                   hec != asio::error::operation_aborted) {
+        } else if (hs == http::HeadStatus::kBad ||
+                   (hec && hec != asio::error::eof && hec != beast::error::timeout &&
+                    hec != asio::error::connection_reset &&
+                    hec != asio::ssl::error::stream_truncated &&
+                    hec != asio::error::operation_aborted)) {
           co_await reply(client, 11, false, 400, kBadRequest, request_id, write_timeout);
         }
         co_return;

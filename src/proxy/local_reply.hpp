@@ -23,6 +23,7 @@ inline constexpr std::string_view kBadBackendResponse =
 inline constexpr std::string_view kPayloadTooLarge = "Request entity too large";
 inline constexpr std::string_view kHeadersTooLarge = "Request header fields too large";
 inline constexpr std::string_view kBadRequest = "Bad request";
+inline constexpr std::string_view kVersionNotSupported = "HTTP version not supported";
 inline constexpr std::string_view kOriginNotAllowed = "Origin not allowed";
 inline constexpr std::string_view kHostNotAllowed = "Host not allowed";
 inline constexpr std::string_view kRequestTimeout = "Request timeout";

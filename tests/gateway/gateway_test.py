@@ -387,6 +387,56 @@ workers: 2
             s.sendall(b"BLAH\r\n\r\n")
             self.assertTrue(s.recv(1000).startswith(b"HTTP/1.1 400"))
 
+    def test_heads_that_two_parsers_could_read_two_ways_are_400(self):
+        for head in (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                     b"POST /api/echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     b"GET /api/json HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+                     b"GET /api/json HTTP/1.1\r\nHost : x\r\n\r\n",
+                     b"GET /api/json HTTP/1.1\nHost: x\n\n",
+                     b"GET /api/json HTTP/1.1\r\nHost: x\x00y\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+                s.sendall(head + b"5\r\nhello\r\n0\r\n\r\n")
+                got, body = read_response(s)
+                self.assertTrue(got.startswith("HTTP/1.1 400 "), (head, got))
+                self.assertEqual(json.loads(body), {"statusCode": 400, "message": "Bad request"})
+                self.assertIn("connection: close", got.lower())
+                self.assertEqual(s.recv(100), b"")
+
+    def test_other_http_versions_are_505(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"GET /api/json HTTP/2.0\r\nHost: x\r\n\r\n")
+            got, body = read_response(s)
+            self.assertTrue(got.startswith("HTTP/1.1 505 "), got)
+            self.assertEqual(json.loads(body), {"statusCode": 505, "message": "HTTP version not supported"})
+
+    def test_a_head_in_pieces_after_empty_lines_then_a_pipelined_one(self):
+        # Empty lines before a request line are skipped (RFC 9112 §2.2); a head may arrive a few
+        # bytes at a time; two requests in one write are two answers, in order.
+        token = "Bearer " + "t" * 3000
+        first = (f"\r\n\r\nGET /api/json?n=1 HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+                 "X-Spaced: \t inner  space \t\r\nX-Twice: a\r\nX-Twice: b\r\nX-Empty:\r\n\r\n").encode()
+        second = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(first) - 40, 7):
+                s.sendall(first[i:i + 7])
+                if i < 100:
+                    time.sleep(0.002)
+            s.sendall(first[i + 7:] + second)
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+            seen = json.loads(body)
+            self.assertEqual(seen["path"], "/base/json?n=1")
+            sent = [(n.lower(), v) for n, v in seen["header_list"]]
+            self.assertIn(("authorization", token), sent)
+            self.assertIn(("x-spaced", "inner  space"), sent)
+            self.assertEqual([v for n, v in sent if n == "x-twice"], ["a", "b"])
+            self.assertIn(("x-empty", ""), sent)
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+            self.assertEqual(body, b"hello")
+
     def test_access_log(self):
         r = self.get("/api/json?secret=1", headers={"Authorization": "Bearer abc.def.ghi"})
         rid = r.headers["X-Request-Id"]

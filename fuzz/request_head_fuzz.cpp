@@ -1,0 +1,49 @@
+// libFuzzer target: the HTTP/1 request head parser. Beyond "no crash": what it accepts holds
+// only what RFC 9112 allows, every view lies inside the input, and reading the same bytes in
+// pieces finds the same end.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "http/request_head.hpp"
+
+using namespace mcpgate;
+
+namespace {
+
+void require(bool ok) {
+  if (!ok) std::abort();
+}
+
+bool inside(std::string_view part, std::string_view whole) {
+  return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  http::RequestHead head;
+  const auto status = http::parse_request_head(input, 8192, head);
+  const std::size_t end = http::find_head_end(input, 0);
+  if (size > 0) require(http::find_head_end(input, size / 2) == end || end < size / 2);
+  if (status != http::HeadStatus::kComplete) return 0;
+  require(head.size == end && end <= size && end <= 8192);
+  const std::string_view h = input.substr(0, head.size);
+  require(inside(head.method, h) && inside(head.target, h) && !head.method.empty());
+  require(head.version == 10 || head.version == 11);
+  for (const auto& f : head.fields) {
+    require(inside(f.name, h) && inside(f.value, h) && !f.name.empty());
+    for (const char c : f.value) {
+      const auto u = static_cast<unsigned char>(c);
+      require((u >= 0x20 || u == '\t') && u != 0x7f);
+    }
+    if (!f.value.empty()) {
+      require(f.value.front() != ' ' && f.value.front() != '\t');
+      require(f.value.back() != ' ' && f.value.back() != '\t');
+    }
+  }
+  require(!(head.transfer_encoding && head.content_length));
+  return 0;
+}

@@ -1,0 +1,174 @@
+#include "http/request_head.hpp"
+
+#include <array>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "core/strings.hpp"
+
+namespace mcpgate::http {
+namespace {
+
+// tchar (RFC 9110 §5.6.2): a method or a field name.
+constexpr std::array<bool, 256> kToken = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (const char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool token_char(char c) { return kToken[static_cast<unsigned char>(c)]; }
+
+bool control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
+
+// The first byte in [p, end) a field value cannot hold (a control other than HTAB, or DEL: RFC
+// 9110 §5.5), which ends the value when it is the CR of its CRLF. A bearer token is most of a
+// request's head: this is the one loop that goes over it, 16 bytes at a time.
+const char* first_control(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i tab = _mm_set1_epi8('\t');
+  const __m128i del = _mm_set1_epi8(0x7f);
+  for (; end - p >= 16; p += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(x, space), x);  // x >= 0x20
+    const __m128i allowed =
+        _mm_andnot_si128(_mm_cmpeq_epi8(x, del), _mm_or_si128(printable, _mm_cmpeq_epi8(x, tab)));
+    const unsigned bad = ~static_cast<unsigned>(_mm_movemask_epi8(allowed)) & 0xffffu;
+    if (bad != 0) return p + __builtin_ctz(bad);
+  }
+#endif
+  for (; p < end; ++p)
+    if (control(static_cast<unsigned char>(*p))) return p;
+  return end;
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+// 1*DIGIT, at most 19 of them (no overflow of 64 bits).
+std::optional<std::uint64_t> decimal(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (const char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+// The last coding of one Transfer-Encoding line is `chunked` (RFC 9112 §6.1: only the final
+// coding frames the body). An empty element (", ,") does not count.
+std::optional<bool> last_coding_chunked(std::string_view value) {
+  std::optional<bool> last;
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    const std::string_view item = core::trim(value.substr(0, comma));
+    if (!item.empty()) last = core::iequals(item, "chunked");
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return last;
+}
+
+}  // namespace
+
+std::size_t find_head_end(std::string_view data, std::size_t from) {
+  // The empty line after the fields: "\r\n\r\n", or a bare LF in it or before it ("\n\n",
+  // "\n\r\n"), which the parser then refuses rather than waiting for more.
+  std::size_t i = from > 2 ? from - 2 : 0;
+  while (i < data.size()) {
+    const void* nl = std::memchr(data.data() + i, '\n', data.size() - i);
+    if (nl == nullptr) return 0;
+    const std::size_t k = static_cast<std::size_t>(static_cast<const char*>(nl) - data.data());
+    if (k >= 1 && data[k - 1] == '\n') return k + 1;
+    if (k >= 2 && data[k - 1] == '\r' && data[k - 2] == '\n') return k + 1;
+    i = k + 1;
+  }
+  return 0;
+}
+
+std::size_t leading_empty_lines(std::string_view data) {
+  std::size_t i = 0;
+  while (i + 1 < data.size() && data[i] == '\r' && data[i + 1] == '\n') i += 2;
+  return i;
+}
+
+HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestHead& out,
+                              std::size_t searched) {
+  out.fields.clear();
+  out.transfer_encoding = false;
+  out.chunked = false;
+  out.content_length.reset();
+  out.size = 0;
+  const std::size_t end = find_head_end(data, searched);
+  if (end == 0) return data.size() >= limit ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
+  if (end > limit) return HeadStatus::kTooLarge;
+  const char* p = data.data();
+  const char* const e = p + end;  // e[-1] is '\n', which ends every scan below
+
+  // request-line = method SP request-target SP HTTP-version CRLF
+  const char* const m = p;
+  while (token_char(*p)) ++p;
+  if (p == m || *p != ' ') return HeadStatus::kBad;
+  out.method = std::string_view(m, static_cast<std::size_t>(p - m));
+  const char* const t = ++p;
+  while (static_cast<unsigned char>(*p) > 0x20 && *p != 0x7f) ++p;
+  if (p == t || *p != ' ') return HeadStatus::kBad;
+  out.target = std::string_view(t, static_cast<std::size_t>(p - t));
+  ++p;
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (e - p < 10 || std::memcmp(p, "HTTP/", 5) != 0 || !digit(p[5]) || p[6] != '.' ||
+      !digit(p[7]) || p[8] != '\r' || p[9] != '\n')
+    return HeadStatus::kBad;
+  if (p[5] != '1') return HeadStatus::kBadVersion;
+  out.version = p[7] == '0' ? 10 : 11;
+  p += 10;
+
+  // *( field-line CRLF ) CRLF
+  for (;;) {
+    if (p >= e) return HeadStatus::kBad;
+    if (*p == '\r') {
+      if (p + 2 == e && p[1] == '\n') break;
+      return HeadStatus::kBad;
+    }
+    const char* const n = p;
+    while (token_char(*p)) ++p;
+    // An empty name is also where obs-fold (a line starting with SP or HTAB) lands: refused,
+    // as RFC 9112 §5.2 allows; so is a space before the colon (§5.1 requires it).
+    if (p == n || *p != ':') return HeadStatus::kBad;
+    const std::string_view name(n, static_cast<std::size_t>(p - n));
+    ++p;
+    while (is_ows(*p)) ++p;
+    const char* const v = p;
+    p = first_control(p, e);
+    if (p + 1 >= e || p[0] != '\r' || p[1] != '\n') return HeadStatus::kBad;
+    const char* ve = p;
+    while (ve > v && is_ows(ve[-1])) --ve;
+    const std::string_view value(v, static_cast<std::size_t>(ve - v));
+    p += 2;
+    out.fields.push_back({name, value});
+
+    if (name.size() == 14 && core::iequals(name, "content-length")) {
+      // Repeated lines must agree (RFC 9110 §8.6); a list in one line is refused.
+      const auto length = decimal(value);
+      if (!length || (out.content_length && *out.content_length != *length))
+        return HeadStatus::kBad;
+      out.content_length = length;
+    } else if (name.size() == 17 && core::iequals(name, "transfer-encoding")) {
+      out.transfer_encoding = true;
+      if (const auto last = last_coding_chunked(value)) out.chunked = *last;
+    }
+  }
+  // RFC 9112 §6.1: Transfer-Encoding with Content-Length may be refused (and is: two framings,
+  // two answers for where the body ends); in HTTP/1.0 its framing is faulty.
+  if (out.transfer_encoding && (out.content_length || out.version == 10)) return HeadStatus::kBad;
+  out.size = end;
+  return HeadStatus::kComplete;
+}
+
+}  // namespace mcpgate::http
