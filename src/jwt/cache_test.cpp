@@ -77,6 +77,13 @@ TEST(Cache, NeverHoldsFailuresAndComparesWholeToken) {
   // Same prefix and length, different signature: not a hit.
   EXPECT_FALSE(validate_cached(bad, keys, req, kNow, cache).ok());
   EXPECT_EQ(cache.find(bad), nullptr);
+  // The cache hashes a token's last bytes (its signature): a forged payload under a cached
+  // token's signature lands in the same set, and is still not a hit.
+  const std::string other = testing::token(R"({"kid":"rsa-a"})", R"({"exp":1800000200})");
+  const std::string forged = other.substr(0, other.rfind('.')) + t.substr(t.rfind('.'));
+  EXPECT_EQ(cache.find(forged), nullptr);
+  EXPECT_FALSE(validate_cached(forged, keys, req, kNow, cache).ok());
+  EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(Cache, StaysBoundedAndThreadSafe) {

@@ -566,6 +566,33 @@ std::string describe(const policy::LastError& e) {
 }
 
 // The policy engine's view of a Beast message's fields.
+// A field by one pass over the fields, in arrival order (nullptr if none): a request has a
+// dozen, and Beast's own lookup walks a tree comparing names case-insensitively.
+const bhttp::fields::value_type* find_field(const bhttp::fields& f, std::string_view name) {
+  for (const auto& x : f) {
+    const auto n = x.name_string();
+    if (n.size() == name.size() && core::iequals(std::string_view(n.data(), n.size()), name))
+      return &x;
+  }
+  return nullptr;
+}
+
+std::string_view value_of(const bhttp::fields::value_type& x) {
+  return std::string_view(x.value().data(), x.value().size());
+}
+
+// A field's first value, or empty.
+std::string_view first_value(const bhttp::fields& f, std::string_view name) {
+  const auto* x = find_field(f, name);
+  return x ? value_of(*x) : std::string_view();
+}
+
+std::string_view first_value(const bhttp::fields& f, bhttp::field name) {
+  for (const auto& x : f)
+    if (x.name() == name) return value_of(x);
+  return {};
+}
+
 class BeastFields final : public policy::HeaderMap {
  public:
   explicit BeastFields(bhttp::fields& f) : f_(f) {}
@@ -575,9 +602,9 @@ class BeastFields final : public policy::HeaderMap {
     return out;
   }
   std::optional<std::string_view> first(std::string_view name) const override {
-    const auto it = f_.find(name);
-    if (it == f_.end()) return std::nullopt;
-    return std::string_view(it->value().data(), it->value().size());
+    const auto* x = find_field(f_, name);
+    if (!x) return std::nullopt;
+    return value_of(*x);
   }
   void erase(std::string_view name) override { f_.erase(name); }
   void add(std::string_view name, std::string_view value) override { f_.insert(name, value); }
@@ -1138,7 +1165,7 @@ struct Gateway::Impl {
     RelayBuffer relay(w.buffers);  // a request body passes through it, one read at a time
     auto& req = req_p.get();
     std::string& request_id = rec.request_id;
-    if (auto id = req["X-Request-Id"]; acceptable_request_id(id)) {
+    if (auto id = first_value(req, "X-Request-Id"); acceptable_request_id(id)) {
       request_id = std::string(id);
     } else {
       request_id = new_request_id();
@@ -1164,8 +1191,9 @@ struct Gateway::Impl {
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for an interim 100
     // before it sends its body. It goes out when the body is first read: a request refused
     // before that gets its final answer instead, and the client keeps its body.
-    bool owe_continue = body_pending && version >= 11 &&
-                        core::iequals(core::trim(req[bhttp::field::expect]), "100-continue");
+    bool owe_continue =
+        body_pending && version >= 11 &&
+        core::iequals(core::trim(first_value(req, bhttp::field::expect)), "100-continue");
     const auto send_continue = [&]() -> awaitable<bool> {
       if (!owe_continue) co_return true;
       owe_continue = false;
@@ -1225,14 +1253,14 @@ struct Gateway::Impl {
     // MCP Streamable HTTP: refuse other origins and hosts against DNS rebinding (mcp.md,
     // transport security).
     if (!route->api.allowed_origins.empty()) {
-      const auto origin = req[bhttp::field::origin];
+      const auto origin = first_value(req, bhttp::field::origin);
       bool allowed = origin.empty();
       for (const auto& o : route->api.allowed_origins)
         allowed = allowed || core::iequals(o, origin);
       if (!allowed) co_return co_await refuse(403, kOriginNotAllowed);
     }
     if (!route->api.allowed_hosts.empty() &&
-        !host_allowed(req[bhttp::field::host], route->api.allowed_hosts))
+        !host_allowed(first_value(req, bhttp::field::host), route->api.allowed_hosts))
       co_return co_await refuse(403, kHostNotAllowed);
 
     const Clock::time_point deadline = route->request_timeout.count() > 0
