@@ -344,8 +344,17 @@ void append_version(std::string& out, unsigned version) {
   out.push_back('.');
   out.push_back(static_cast<char>('0' + version % 10));
 }
+// Bytes the fields take on the wire (an upper bound when some are skipped).
+std::size_t fields_size(const bhttp::fields& fields) {
+  std::size_t size = 2;
+  for (const auto& f : fields) size += f.name_string().size() + f.value().size() + 4;
+  return size;
+}
 void append_head(std::string& out, const bhttp::request_header<>& req, SkipField skip = nullptr,
                  std::string_view lead = {}, std::string_view extra = {}) {
+  // One allocation, whatever the fields hold (a bearer token is most of them).
+  out.reserve(out.size() + req.method_string().size() + req.target().size() + 12 + lead.size() +
+              fields_size(req) + extra.size());
   out.append(req.method_string()).append(" ").append(req.target()).append(" ");
   append_version(out, req.version());
   out.append("\r\n").append(lead);
@@ -1406,7 +1415,6 @@ struct Gateway::Impl {
       } else if (const auto n = req_p.content_length()) {
         ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
       }
-      upstream_head.reserve(512 + req.target().size());
       append_head(upstream_head, req, gateway_request_field, up.host_line, ours);
     }
 
