@@ -680,6 +680,10 @@ struct Gateway::Impl {
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
     // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
     std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> validations;
+    // The request head being parsed: views into a connection's buffer, copied into its request
+    // before anything suspends, so one per worker serves every connection (an idle connection
+    // keeps no field list of its own).
+    http::RequestHead head;
 
     // Runs on the worker's thread (or before it starts).
     void install(std::shared_ptr<const Runtime> rt) {
@@ -972,20 +976,99 @@ struct Gateway::Impl {
 
   // ---- one client connection ----------------------------------------------------------------
 
+  struct HeadRead {
+    http::HeadStatus status = http::HeadStatus::kIncomplete;
+    boost::system::error_code ec;  // reading, or priming the body's parser
+  };
+
+  // Reads until the head has ended (or `max` bytes are in) and parses it into `head`: views into
+  // cbuf, good until cbuf changes. Beast's parser would go over a field value a byte at a time,
+  // and a bearer token is most of a request.
+  template <class Stream>
+  static awaitable<HeadRead> read_request_head(Stream& client, beast::flat_buffer& cbuf,
+                                               http::RequestHead& head, std::size_t max) {
+    HeadRead r;
+    for (std::size_t searched = 0, skipped = 0;;) {
+      std::string_view data(static_cast<const char*>(cbuf.data().data()), cbuf.size());
+      if (!data.empty() && data[0] == '\r') {
+        const std::size_t empty = http::leading_empty_lines(data);  // RFC 9112 §2.2
+        cbuf.consume(empty);
+        skipped += empty;
+        data.remove_prefix(empty);
+        searched = searched > empty ? searched - empty : 0;
+      }
+      r.status = http::parse_request_head(data, max - std::min(skipped, max), head, searched);
+      if (r.status != http::HeadStatus::kIncomplete) co_return r;
+      searched = data.size();
+      auto [ec, n] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
+      if (ec) {
+        r.ec = ec;
+        co_return r;
+      }
+      cbuf.commit(n);
+    }
+  }
+
+  // Beast's parser reads the body (Content-Length or chunked, with its limit): primed with a head
+  // that holds only the framing, its message then takes the real head. `ec`: body_limit when the
+  // Content-Length is over it.
+  static void load_request(bhttp::request_parser<bhttp::buffer_body>& req_p,
+                           const http::RequestHead& head, boost::system::error_code& ec) {
+    char framing[96];
+    std::string_view prime = "GET / HTTP/1.1\r\n\r\n";
+    if (head.chunked) {
+      prime = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    } else if (head.content_length && !head.transfer_encoding) {
+      const int n =
+          std::snprintf(framing, sizeof framing, "POST / HTTP/1.1\r\nContent-Length: %llu\r\n\r\n",
+                        static_cast<unsigned long long>(*head.content_length));
+      prime = std::string_view(framing, static_cast<std::size_t>(n));
+    }
+    req_p.eager(false);
+    req_p.put(asio::buffer(prime.data(), prime.size()), ec);
+    if (ec) return;
+    auto& req = req_p.get();
+    req.clear();
+    req.method_string(head.method);
+    req.target(head.target);
+    req.version(head.version);
+    for (const auto& f : head.fields) req.insert(f.name, f.value);
+  }
+
+  // The answer to a head that could not be read; the connection then closes. A client that
+  // went away or was too slow gets nothing.
+  template <class Stream>
+  awaitable<void> refuse_head(Stream& client, HeadRead r, std::chrono::milliseconds timeout) {
+    const std::string request_id = new_request_id();
+    const auto& ec = r.ec;
+    if (r.status == http::HeadStatus::kTooLarge) {
+      co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id, timeout);
+    } else if (r.status == http::HeadStatus::kBadVersion) {
+      co_await reply(client, 11, false, 505, kVersionNotSupported, request_id, timeout);
+    } else if (ec == bhttp::error::body_limit) {
+      co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id, timeout);
+    } else if (r.status == http::HeadStatus::kBad ||
+               (ec && ec != asio::error::eof && ec != beast::error::timeout &&
+                ec != asio::error::connection_reset && ec != asio::ssl::error::stream_truncated &&
+                ec != asio::error::operation_aborted)) {
+      co_await reply(client, 11, false, 400, kBadRequest, request_id, timeout);
+    }
+  }
+
   template <class Stream>
   awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls) {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
-    // One request at a time, made in place (no allocation per request). The request goes
-    // before its answer is relayed: an event stream keeps no request fields (a bearer token
-    // among them) for as long as it is open.
-    std::optional<bhttp::request_parser<bhttp::buffer_body>> request;
+    // One request at a time. Its log record and answer are made in place (no allocation per
+    // request); its parser is on the heap and goes before the answer is relayed: an event
+    // stream keeps neither its request fields (a bearer token among them) nor their room.
+    std::unique_ptr<bhttp::request_parser<bhttp::buffer_body>> request;
     std::optional<Record> rec;
     std::optional<Answer> answer;
-    http::RequestHead head;  // views into cbuf while a head is read; its field list is reused
     for (bool first = true;; first = false) {
       std::shared_ptr<const View> view = w.view;
-      auto& req_p = request.emplace();
+      request = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
+      auto& req_p = *request;
       const auto& limits = view->rt->limits;
       req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       req_p.body_limit(limits.max_body_bytes);
@@ -998,74 +1081,16 @@ struct Gateway::Impl {
         cbuf.commit(wn);
         client_socket.expires_after(limits.header_timeout);
       }
-      // The head, read whole (up to max_header_bytes) and parsed by our own parser: Beast's goes
-      // over a field value a byte at a time, and a bearer token is most of a request.
-      boost::system::error_code hec;
-      http::HeadStatus hs = http::HeadStatus::kIncomplete;
-      for (std::size_t searched = 0, skipped = 0;;) {
-        std::string_view data(static_cast<const char*>(cbuf.data().data()), cbuf.size());
-        if (!data.empty() && data[0] == '\r') {
-          const std::size_t empty = http::leading_empty_lines(data);  // RFC 9112 §2.2
-          cbuf.consume(empty);
-          skipped += empty;
-          data.remove_prefix(empty);
-          searched = searched > empty ? searched - empty : 0;
-        }
-        const std::size_t limit =
-            limits.max_header_bytes - std::min(skipped, limits.max_header_bytes);
-        hs = http::parse_request_head(data, limit, head, searched);
-        if (hs != http::HeadStatus::kIncomplete) break;
-        searched = data.size();
-        auto [rec_ec, rn] = co_await client.async_read_some(cbuf.prepare(4096), kTuple);
-        if (rec_ec) {
-          hec = rec_ec;
-          break;
-        }
-        cbuf.commit(rn);
+      // The head, read whole and parsed by our own parser, in frames of their own: an event
+      // stream's connection then keeps none of their state while it is open.
+      HeadRead got = co_await read_request_head(client, cbuf, w.head, limits.max_header_bytes);
+      if (got.status == http::HeadStatus::kComplete) {
+        load_request(req_p, w.head, got.ec);
+        cbuf.consume(w.head.size);
       }
-      if (hs == http::HeadStatus::kComplete) {
-        // Beast's parser reads the body (Content-Length or chunked, with its limit): primed
-        // with a head that holds only the framing, its message then takes the real head.
-        char framing[96];
-        std::string_view prime = "GET / HTTP/1.1\r\n\r\n";
-        if (head.chunked) {
-          prime = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        } else if (head.content_length && !head.transfer_encoding) {
-          const int n = std::snprintf(framing, sizeof framing,
-                                      "POST / HTTP/1.1\r\nContent-Length: %llu\r\n\r\n",
-                                      static_cast<unsigned long long>(*head.content_length));
-          prime = std::string_view(framing, static_cast<std::size_t>(n));
-        }
-        req_p.eager(false);
-        req_p.put(asio::buffer(prime.data(), prime.size()), hec);
-        if (!hec) {
-          auto& req = req_p.get();
-          req.clear();
-          req.method_string(head.method);
-          req.target(head.target);
-          req.version(head.version);
-          for (const auto& f : head.fields) req.insert(f.name, f.value);
-        }
-        head.fields.clear();
-        cbuf.consume(head.size);
-      }
-      if (hs != http::HeadStatus::kComplete || hec) {
-        head.fields.clear();
-        const auto write_timeout = limits.idle_timeout;
-        const std::string request_id = new_request_id();
-        if (hs == http::HeadStatus::kTooLarge) {
-          co_await reply(client, 11, false, 431, kHeadersTooLarge, request_id, write_timeout);
-        } else if (hs == http::HeadStatus::kBadVersion) {
-          co_await reply(client, 11, false, 505, kVersionNotSupported, request_id, write_timeout);
-        } else if (hec == bhttp::error::body_limit) {
-          co_await reply(client, 11, false, 413, kPayloadTooLarge, request_id, write_timeout);
-        } else if (hs == http::HeadStatus::kBad ||
-                   (hec && hec != asio::error::eof && hec != beast::error::timeout &&
-                    hec != asio::error::connection_reset &&
-                    hec != asio::ssl::error::stream_truncated &&
-                    hec != asio::error::operation_aborted)) {
-          co_await reply(client, 11, false, 400, kBadRequest, request_id, write_timeout);
-        }
+      w.head.fields.clear();
+      if (got.status != http::HeadStatus::kComplete || got.ec) {
+        co_await refuse_head(client, got, limits.idle_timeout);
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
