@@ -34,6 +34,17 @@ const char* first_control(const char* p, const char* end) {
   const __m128i space = _mm_set1_epi8(0x20);
   const __m128i tab = _mm_set1_epi8('\t');
   const __m128i del = _mm_set1_epi8(0x7f);
+  // Printable ASCII, 32 bytes at a time (a token is all of it): signed compares, so bytes above
+  // 0x7f fail here too and are left to the exact loop below.
+  const __m128i below_space = _mm_set1_epi8(0x1f);
+  for (; end - p >= 32; p += 32) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+    const __m128i ok = _mm_and_si128(
+        _mm_and_si128(_mm_cmpgt_epi8(a, below_space), _mm_cmplt_epi8(a, del)),
+        _mm_and_si128(_mm_cmpgt_epi8(b, below_space), _mm_cmplt_epi8(b, del)));
+    if (_mm_movemask_epi8(ok) != 0xffff) break;
+  }
   for (; end - p >= 16; p += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(x, space), x);  // x >= 0x20

@@ -94,14 +94,23 @@ void strip_hop_by_hop(bhttp::fields& f) {
 // 32 hex digits: 64 random bits drawn once per worker, then a counter. Unique per process and
 // cheap: a CSPRNG call per request costs more than the rest of the request's bookkeeping.
 std::string new_request_id() {
-  thread_local const std::string prefix = crypto::hex(crypto::random_bytes(8));
+  // 16 hex digits of randomness per thread, then 16 of a counter; written in one go.
+  thread_local std::uint64_t prefix = 0;
   thread_local std::uint64_t counter = 0;
+  if (prefix == 0) {
+    const auto bytes = crypto::random_bytes(8);
+    std::memcpy(&prefix, bytes.data(), 8);
+    prefix |= 1;  // never 0 again: drawn once
+  }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = prefix;
-  id.resize(prefix.size() + 16);
-  std::uint64_t n = ++counter;
-  for (std::size_t i = id.size(); i-- > prefix.size(); n >>= 4) id[i] = kHex[n & 15];
-  return id;
+  char out[32];
+  std::uint64_t a = prefix;
+  std::uint64_t b = ++counter;
+  for (int i = 15; i >= 0; --i, a >>= 4, b >>= 4) {
+    out[i] = kHex[a & 15];
+    out[16 + i] = kHex[b & 15];
+  }
+  return std::string(out, sizeof out);
 }
 
 bool acceptable_request_id(std::string_view id) {
@@ -657,11 +666,33 @@ struct McpSeries {
   std::string tool;
   bool operator==(const McpSeries&) const = default;
 };
+// Looked up by views (no copies per request); stored as strings.
+struct McpSeriesView {
+  std::size_t slot;
+  std::string_view method;
+  std::string_view tool;
+};
 struct McpSeriesHash {
+  using is_transparent = void;
+  std::size_t operator()(const McpSeriesView& k) const {
+    return std::hash<std::string_view>()(k.method) * 31 + std::hash<std::string_view>()(k.tool) +
+           k.slot;
+  }
   std::size_t operator()(const McpSeries& k) const {
-    return std::hash<std::string>()(k.method) * 31 + std::hash<std::string>()(k.tool) + k.slot;
+    return (*this)(McpSeriesView{k.slot, k.method, k.tool});
   }
 };
+struct McpSeriesEq {
+  using is_transparent = void;
+  static McpSeriesView view(const McpSeries& k) { return {k.slot, k.method, k.tool}; }
+  static McpSeriesView view(const McpSeriesView& k) { return k; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    const McpSeriesView x = view(a), y = view(b);
+    return x.slot == y.slot && x.method == y.method && x.tool == y.tool;
+  }
+};
+using McpSeriesMap = std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash, McpSeriesEq>;
 
 }  // namespace
 
@@ -677,9 +708,9 @@ struct Gateway::Impl {
     std::unique_ptr<ApiStats[]> stats{new ApiStats[kMaxSlots]};
     std::map<std::string, Pool> pools;  // by Upstream::pool_key; nodes never move
     std::shared_ptr<const View> view;   // this worker's thread only, once running
-    std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> mcp_calls;  // likewise
+    McpSeriesMap mcp_calls;             // likewise
     // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
-    std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash> validations;
+    McpSeriesMap validations;
     // The request head being parsed: views into a connection's buffer, copied into its request
     // before anything suspends, so one per worker serves every connection (an idle connection
     // keeps no field list of its own).
@@ -1117,8 +1148,13 @@ struct Gateway::Impl {
     for (const auto& done : pctx ? pctx->on_done : rec.on_done) done(rec.bytes_in + rec.bytes_out);
     if (rec.route) {
       for (const auto& [policy_name, outcome] : pctx ? pctx->validations : rec.validations) {
-        ++w.validations[McpSeries{rec.route->slot, policy_name,
-                                  outcome}];  // bounded: 2 x 10 x APIs
+        // Bounded: 2 x 10 x APIs.
+        const McpSeriesView key{rec.route->slot, policy_name, outcome};
+        if (auto it = w.validations.find(key); it != w.validations.end()) {
+          ++it->second;
+        } else {
+          w.validations.emplace(McpSeries{key.slot, policy_name, outcome}, 1);
+        }
       }
     }
     if (!options.access_log) return;
