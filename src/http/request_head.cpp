@@ -40,9 +40,9 @@ const char* first_control(const char* p, const char* end) {
   for (; end - p >= 32; p += 32) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-    const __m128i ok = _mm_and_si128(
-        _mm_and_si128(_mm_cmpgt_epi8(a, below_space), _mm_cmplt_epi8(a, del)),
-        _mm_and_si128(_mm_cmpgt_epi8(b, below_space), _mm_cmplt_epi8(b, del)));
+    const __m128i ok =
+        _mm_and_si128(_mm_and_si128(_mm_cmpgt_epi8(a, below_space), _mm_cmplt_epi8(a, del)),
+                      _mm_and_si128(_mm_cmpgt_epi8(b, below_space), _mm_cmplt_epi8(b, del)));
     if (_mm_movemask_epi8(ok) != 0xffff) break;
   }
   for (; end - p >= 16; p += 16) {
@@ -141,6 +141,7 @@ HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestH
   p += 10;
 
   // *( field-line CRLF ) CRLF
+  int hosts = 0;
   for (;;) {
     if (p >= e) return HeadStatus::kBad;
     if (*p == '\r') {
@@ -173,8 +174,12 @@ HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestH
     } else if (name.size() == 17 && core::iequals(name, "transfer-encoding")) {
       out.transfer_encoding = true;
       if (const auto last = last_coding_chunked(value)) out.chunked = *last;
+    } else if (name.size() == 4 && core::iequals(name, "host")) {
+      ++hosts;
     }
   }
+  // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host line; none has two.
+  if (hosts > 1 || (hosts == 0 && out.version == 11)) return HeadStatus::kBad;
   // RFC 9112 §6.1: Transfer-Encoding with Content-Length may be refused (and is: two framings,
   // two answers for where the body ends); in HTTP/1.0 its framing is faulty.
   if (out.transfer_encoding && (out.content_length || out.version == 10)) return HeadStatus::kBad;

@@ -3,7 +3,8 @@
 //
 // Strict where leniency lets two parsers disagree on where a message ends (request smuggling):
 // obs-fold, bare LF, a space before a field's colon, Content-Length with Transfer-Encoding,
-// differing Content-Length values, and Transfer-Encoding in HTTP/1.0 are errors.
+// differing Content-Length values, and Transfer-Encoding in HTTP/1.0 are errors; so are an
+// HTTP/1.1 request without Host and any request with two (RFC 9112 §3.2).
 #pragma once
 
 #include <cstddef>

@@ -7,6 +7,8 @@
 namespace mcpgate::http {
 namespace {
 
+using namespace std::string_literals;
+
 HeadStatus parse(std::string_view data, RequestHead& head, std::size_t limit = 8192) {
   return parse_request_head(data, limit, head);
 }
@@ -36,46 +38,48 @@ TEST(RequestHead, VersionsAndChunked) {
   ASSERT_EQ(parse("GET / HTTP/1.0\r\n\r\n", h), HeadStatus::kComplete);
   EXPECT_EQ(h.version, 10u);
   EXPECT_TRUE(h.fields.empty());
-  ASSERT_EQ(parse("GET / HTTP/1.2\r\n\r\n", h), HeadStatus::kComplete);
+  ASSERT_EQ(parse("GET / HTTP/1.2\r\nHost: a\r\n\r\n", h), HeadStatus::kComplete);
   EXPECT_EQ(h.version, 11u);  // a later minor is read as the highest we know
   EXPECT_EQ(parse("GET / HTTP/2.0\r\n\r\n", h), HeadStatus::kBadVersion);
   EXPECT_EQ(parse("GET / HTTP/1\r\n\r\n", h), HeadStatus::kBad);
   EXPECT_EQ(parse("GET / http/1.1\r\n\r\n", h), HeadStatus::kBad);
 
-  ASSERT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", h),
+  ASSERT_EQ(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", h),
             HeadStatus::kComplete);
   EXPECT_TRUE(h.transfer_encoding);
   EXPECT_TRUE(h.chunked);
-  ASSERT_EQ(
-      parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", h),
-      HeadStatus::kComplete);
+  ASSERT_EQ(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+                  "gzip\r\n\r\n",
+                  h),
+            HeadStatus::kComplete);
   EXPECT_TRUE(h.transfer_encoding);
   EXPECT_FALSE(h.chunked);  // the last coding frames the body
-  ASSERT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n", h),
-            HeadStatus::kComplete);
+  ASSERT_EQ(
+      parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n", h),
+      HeadStatus::kComplete);
   EXPECT_EQ(h.content_length, 7u);
 }
 
 TEST(RequestHead, RefusesWhatTwoParsersCouldReadTwoWays) {
   RequestHead h;
   for (const char* bad : {
-           "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-           "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-           "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
-           "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-           "POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
-           "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
-           "GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",  // obs-fold
-           "GET / HTTP/1.1\r\nX-A : 1\r\n\r\n",            // space before the colon
-           "GET / HTTP/1.1\r\n: 1\r\n\r\n",                // no name
-           "GET / HTTP/1.1\r\nX-A 1\r\n\r\n",              // no colon
-           "GET / HTTP/1.1\nX-A: 1\n\n",                   // bare LF
-           "GET / HTTP/1.1\r\nX-A: 1\n\r\n",               // bare LF in a field line
-           "GET / HTTP/1.1\r\nX-A: 1\r\r\n\r\n",           // CR without LF
-           "GET / HTTP/1.1\r\nX-A: a\x01"
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+           "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n",  // obs-fold
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n",            // space before the colon
+           "GET / HTTP/1.1\r\nHost: a\r\n: 1\r\n\r\n",                // no name
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A 1\r\n\r\n",              // no colon
+           "GET / HTTP/1.1\nX-A: 1\n\n",                              // bare LF
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\n\r\n",               // bare LF in a field line
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\r\n\r\n",           // CR without LF
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x01"
            "b\r\n\r\n",  // a control in a value
-           "GET / HTTP/1.1\r\nX-A: a\x7f"
+           "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x7f"
            "b\r\n\r\n",                  // DEL
            "GET  / HTTP/1.1\r\n\r\n",    // two spaces
            "GET /a b HTTP/1.1\r\n\r\n",  // space in the target
@@ -86,7 +90,17 @@ TEST(RequestHead, RefusesWhatTwoParsersCouldReadTwoWays) {
     EXPECT_EQ(parse(bad, h), HeadStatus::kBad) << bad;
   }
   // A NUL inside a value, which a C string cannot hold.
-  EXPECT_EQ(parse(std::string("GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 28), h), HeadStatus::kBad);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n"s, h), HeadStatus::kBad);
+}
+
+TEST(RequestHead, HostOnceInHttp11AtMostOnceInHttp10) {
+  RequestHead h;  // RFC 9112 §3.2
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\n\r\n", h), HeadStatus::kBad);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", h), HeadStatus::kBad);
+  EXPECT_EQ(parse("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", h), HeadStatus::kBad);
+  EXPECT_EQ(parse("GET / HTTP/1.0\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHOST: a\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n", h), HeadStatus::kComplete);  // empty: allowed
 }
 
 TEST(RequestHead, ControlsAreFoundAtEveryOffsetOfALongValue) {
@@ -95,12 +109,14 @@ TEST(RequestHead, ControlsAreFoundAtEveryOffsetOfALongValue) {
   for (std::size_t at = 0; at < 100; ++at) {
     std::string value(100, 'v');
     value[at] = '\x1f';
-    EXPECT_EQ(parse("GET / HTTP/1.1\r\nX-A: " + value + "\r\n\r\n", h), HeadStatus::kBad) << at;
+    EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nX-A: " + value + "\r\n\r\n", h), HeadStatus::kBad)
+        << at;
     value[at] = '\t';  // HTAB is allowed; bytes above 0x7f (obs-text) too
     value[(at + 7) % 100] = '\xe9';
-    const std::string data = "GET / HTTP/1.1\r\nX-A: z" + value + "z\r\n\r\n";  // outlives h
+    const std::string data =
+        "GET / HTTP/1.1\r\nHost: a\r\nX-A: z" + value + "z\r\n\r\n";  // outlives h
     ASSERT_EQ(parse(data, h), HeadStatus::kComplete);
-    EXPECT_EQ(h.fields[0].value, "z" + value + "z");
+    EXPECT_EQ(h.fields[1].value, "z" + value + "z");
   }
 }
 

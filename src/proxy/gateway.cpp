@@ -583,7 +583,6 @@ std::string describe(const policy::LastError& e) {
   return out;
 }
 
-// The policy engine's view of a Beast message's fields.
 // A field by one pass over the fields, in arrival order (nullptr if none): a request has a
 // dozen, and Beast's own lookup walks a tree comparing names case-insensitively.
 const bhttp::fields::value_type* find_field(const bhttp::fields& f, std::string_view name) {
@@ -611,6 +610,7 @@ std::string_view first_value(const bhttp::fields& f, bhttp::field name) {
   return {};
 }
 
+// The policy engine's view of a Beast message's fields.
 class BeastFields final : public policy::HeaderMap {
  public:
   explicit BeastFields(bhttp::fields& f) : f_(f) {}

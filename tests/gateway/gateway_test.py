@@ -394,7 +394,9 @@ workers: 2
                      b"GET /api/json HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
                      b"GET /api/json HTTP/1.1\r\nHost : x\r\n\r\n",
                      b"GET /api/json HTTP/1.1\nHost: x\n\n",
-                     b"GET /api/json HTTP/1.1\r\nHost: x\x00y\r\n\r\n"):
+                     b"GET /api/json HTTP/1.1\r\nHost: x\x00y\r\n\r\n",
+                     b"GET /api/json HTTP/1.1\r\n\r\n",  # no Host (RFC 9112 §3.2)
+                     b"GET /api/json HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"):
             with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
                 s.sendall(head + b"5\r\nhello\r\n0\r\n\r\n")
                 got, body = read_response(s)
