@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "core/strings.hpp"
 #include "http/request_head.hpp"
 
 using namespace mcpgate;
@@ -50,9 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   require(!(head.transfer_encoding && head.content_length));
   std::size_t hosts = 0;  // RFC 9112 §3.2
-  for (const auto& f : head.fields)
-    hosts += f.name.size() == 4 && (f.name[0] | 0x20) == 'h' && (f.name[1] | 0x20) == 'o' &&
-             (f.name[2] | 0x20) == 's' && (f.name[3] | 0x20) == 't';
+  for (const auto& f : head.fields) hosts += core::iequals(f.name, "host") ? 1 : 0;
   require(hosts <= 1 && (hosts == 1 || head.version == 10));
   return 0;
 }

@@ -94,14 +94,12 @@ void strip_hop_by_hop(bhttp::fields& f) {
 // 32 hex digits: 64 random bits drawn once per worker, then a counter. Unique per process and
 // cheap: a CSPRNG call per request costs more than the rest of the request's bookkeeping.
 std::string new_request_id() {
-  // 16 hex digits of randomness per thread, then 16 of a counter; written in one go.
-  thread_local std::uint64_t prefix = 0;
+  thread_local const std::uint64_t prefix = [] {
+    std::uint64_t v;
+    std::memcpy(&v, crypto::random_bytes(8).data(), 8);
+    return v;
+  }();
   thread_local std::uint64_t counter = 0;
-  if (prefix == 0) {
-    const auto bytes = crypto::random_bytes(8);
-    std::memcpy(&prefix, bytes.data(), 8);
-    prefix |= 1;  // never 0 again: drawn once
-  }
   static constexpr char kHex[] = "0123456789abcdef";
   char out[32];
   std::uint64_t a = prefix;
