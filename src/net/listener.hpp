@@ -71,6 +71,16 @@ class ConnectionGuard {
   std::atomic<std::size_t>* count_;
 };
 
+// An accepted socket made ready for requests (TCP_NODELAY); the peer's address, or "" when the
+// socket no longer has one.
+inline std::string accepted_remote(boost::asio::ip::tcp::socket& socket) {
+  boost::system::error_code ignored;
+  const auto ep = socket.remote_endpoint(ignored);
+  std::string remote = ignored ? std::string() : ep.address().to_string();
+  socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  return remote;
+}
+
 // Takes an accepted socket through TLS when `tls` is set (handshake within `handshake_timeout`)
 // and calls `serve(stream, remote_address, secure)` with a TimedSocket or a
 // beast::ssl_stream<TimedSocket>; shuts the connection down after.
@@ -83,9 +93,7 @@ boost::asio::awaitable<void> run_connection(boost::asio::ip::tcp::socket socket,
   namespace beast = boost::beast;
   constexpr auto kTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   boost::system::error_code ignored;
-  const auto ep = socket.remote_endpoint(ignored);
-  const std::string remote = ignored ? std::string() : ep.address().to_string();
-  socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  const std::string remote = accepted_remote(socket);
   if (!tls) {
     TimedSocket stream(std::move(socket));
     co_await serve(stream, remote, false);

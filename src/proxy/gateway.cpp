@@ -321,11 +321,16 @@ struct RelayOptions {
   // ...and, from a plain-TCP upstream, wait for its next bytes on the socket itself: no read
   // buffer and no read operation held while it is silent.
   tcp::socket* idle_socket = nullptr;
+  // ...or, rather than wait there, return `parked`: the caller waits on idle_socket with no
+  // coroutine frame held, and calls again with `readable` set once bytes have come.
+  bool park = false;
+  bool readable = false;
 };
 
 struct RelayResult {
   boost::system::error_code ec;
   bool reading = false;  // the error came from the side being read
+  bool parked = false;   // nothing to read: wait on the idle socket, then call again
 };
 
 // How a relayed body goes out: not at all (a head-only answer), as it is read (Content-Length,
@@ -411,7 +416,7 @@ template <bool isRequest, class In, class Out>
 awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
                                   bhttp::parser<isRequest, bhttp::buffer_body>& p, Out& out,
                                   std::string_view head, Framing framing, RelayBuffer& relay,
-                                  const RelayOptions& o) {
+                                  RelayOptions& o) {
   auto& body = p.get().body();
   Heartbeat* hb = o.heartbeat;
   char size_line[24];
@@ -452,10 +457,17 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
             // A few bytes the parser cannot use yet (the CRLF after a chunk waits for the next
             // size line) wait here, not in a read buffer.
             std::array<char, 64> carry;
-            const std::size_t carried = inbuf.size() <= carry.size() ? inbuf.size() : 0;
-            asio::buffer_copy(asio::buffer(carry.data(), carried), inbuf.data());
-            inbuf.consume(carried);
-            if (inbuf.size() == 0) {
+            if (inbuf.size() <= carry.size() && o.park) {
+              // Bytes already waiting (a busy stream) are read at once, with no wait at all.
+              boost::system::error_code aec;
+              if (!std::exchange(o.readable, false) && o.idle_socket->available(aec) == 0) {
+                inbuf.shrink_to_fit();  // down to those few bytes, if any
+                co_return RelayResult{{}, false, true};
+              }
+            } else if (inbuf.size() <= carry.size()) {
+              const std::size_t carried = inbuf.size();
+              asio::buffer_copy(asio::buffer(carry.data(), carried), inbuf.data());
+              inbuf.consume(carried);
               inbuf.shrink_to_fit();
               auto [wec] = co_await o.idle_socket->async_wait(tcp::socket::wait_read, kTuple);
               if (wec) co_return RelayResult{wec, true};
@@ -735,11 +747,16 @@ struct Gateway::Impl {
   // One exchange as its access-log line and metrics see it. The connection's (serve's) to hold:
   // the answer's relay goes on with it after the exchange (and its large frame) has ended.
   struct Record {
-    explicit Record(std::atomic<std::size_t>& in_flight) : in_flight(in_flight) { ++in_flight; }
-    Record(const Record&) = delete;
-    Record& operator=(const Record&) = delete;
-    ~Record() { --in_flight; }
-    std::atomic<std::size_t>& in_flight;  // counted from the head's arrival to the log line
+    explicit Record(std::atomic<std::size_t>& in_flight) : counted(in_flight) {}
+    // Counted in the gateway's in-flight requests from the head's arrival to the log line; a
+    // moved record (an event stream handed to its relay) counts until both copies are gone.
+    struct InFlight {
+      explicit InFlight(std::atomic<std::size_t>& n) : n(&n) { ++n; }
+      InFlight(InFlight&& o) noexcept : n(o.n) { ++*n; }
+      InFlight& operator=(InFlight&&) = delete;
+      ~InFlight() { --*n; }
+      std::atomic<std::size_t>* n;
+    } counted;
     Clock::time_point started = Clock::now();
     const std::string* remote = nullptr;  // the connection's, which outlives every exchange
     std::string request_id;
@@ -788,6 +805,55 @@ struct Gateway::Impl {
     bool upstream_reusable = false;  // keep-alive, and not a 101
     std::chrono::milliseconds response_timeout{0};
     Clock::time_point deadline = Clock::time_point::max();
+  };
+
+  // What relay_answer returns: close the client connection, keep it, or it is the stream's now.
+  enum class After { kClose, kKeep, kParked };
+  static After after(bool keep) { return keep ? After::kKeep : After::kClose; }
+
+  // A plain client connection, on the heap: an event stream's relay can take it over while the
+  // coroutines that served it end (see StreamRelay).
+  struct PlainConnection {
+    PlainConnection(tcp::socket socket, net::ConnectionGuard g)
+        : guard(std::move(g)), remote(net::accepted_remote(socket)), stream(std::move(socket)) {}
+    void shutdown() {
+      boost::system::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    net::ConnectionGuard guard;
+    std::string remote;
+    net::TimedSocket stream;
+  };
+
+  // A relay's state beyond its answer: options, buffer, and what an event stream adds.
+  struct Relaying {
+    explicit Relaying(BufferPool& pool) : relay(pool) {}
+    RelayBuffer relay;  // the body passes through it, one read at a time
+    RelayOptions ro;
+    std::shared_ptr<ClientWatch> watch;
+    std::shared_ptr<Heartbeat> heartbeat;
+    std::optional<EndpointRewriter> rewriter;
+  };
+
+  // An event stream from a plain upstream to a plain client, once its head is out: everything
+  // its relay needs, so that between events nothing else is held — no coroutine frame, no
+  // buffer; only a wait on the upstream's socket, which owns this (wait_for_stream).
+  struct StreamRelay {
+    StreamRelay(std::shared_ptr<PlainConnection> c, Worker& w, std::shared_ptr<const View> v,
+                Record&& r, Answer&& a)
+        : conn(std::move(c)),
+          w(w),
+          view(std::move(v)),
+          record(std::move(r)),
+          answer(std::move(a)),
+          relaying(w.buffers) {}
+    std::shared_ptr<PlainConnection> conn;
+    Worker& w;
+    std::shared_ptr<const View> view;  // the request's snapshot (its route, its limits)
+    Record record;
+    Answer answer;
+    Relaying relaying;
+    boost::system::error_code wait_ec;  // how the last wait ended
   };
 
   GatewayOptions options;
@@ -1084,8 +1150,11 @@ struct Gateway::Impl {
     }
   }
 
+  // A connection's requests, one after another. `owner`, for a plain connection, lets an event
+  // stream take the connection over (see StreamRelay); `fresh`: no request has come on it yet.
   template <class Stream>
-  awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls) {
+  awaitable<void> serve(Stream& client, Worker& w, const std::string& remote, bool tls,
+                        std::shared_ptr<PlainConnection>* owner, bool fresh) {
     beast::flat_buffer cbuf;
     auto& client_socket = beast::get_lowest_layer(client);
     // One request at a time. Its log record and answer are made in place (no allocation per
@@ -1094,7 +1163,7 @@ struct Gateway::Impl {
     std::unique_ptr<bhttp::request_parser<bhttp::buffer_body>> request;
     std::optional<Record> rec;
     std::optional<Answer> answer;
-    for (bool first = true;; first = false) {
+    for (bool first = fresh;; first = false) {
       std::shared_ptr<const View> view = w.view;
       request = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
       auto& req_p = *request;
@@ -1128,8 +1197,21 @@ struct Gateway::Impl {
       bool keep = co_await exchange(client, w, *view, req_p, cbuf, tls, *rec, answer);
       request.reset();
       if (answer) {
-        keep = co_await relay_answer(client, w, view->rt->limits, cbuf, *rec, *answer);
+        std::shared_ptr<StreamRelay> park;
+        if constexpr (std::is_same_v<Stream, net::TimedSocket>) {
+          if (owner && answer->event_stream && !answer->upstream->secure() && cbuf.size() == 0) {
+            park = std::make_shared<StreamRelay>(std::move(*owner), w, view, std::move(*rec),
+                                                 std::move(*answer));
+          }
+        }
+        Record& r = park ? park->record : *rec;
+        Answer& a = park ? park->answer : *answer;
+        const After next = co_await relay_answer(client, w, view->rt->limits, cbuf, r, a, park);
+        if (next == After::kParked) co_return;  // the connection is the stream's now
+        if (park) *owner = std::move(park->conn);
+        park.reset();
         answer.reset();
+        keep = next == After::kKeep;
       }
       rec.reset();
       if (!keep) co_return;
@@ -1757,12 +1839,14 @@ struct Gateway::Impl {
   }
 
   // Relays an upstream's answer: the head, then the body as it arrives. Its own coroutine, so an
-  // event stream open for hours holds this small frame and not the exchange's.
+  // event stream open for hours holds this small frame and not the exchange's — or none at all:
+  // given `park` (a plain connection's event stream, whose record and answer `park` holds), it
+  // returns kParked at the stream's first silence, and the stream goes on from resume_stream.
   template <class Stream>
-  awaitable<bool> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
-                               beast::flat_buffer& cbuf, Record& rec, Answer& a) {
+  awaitable<After> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
+                                beast::flat_buffer& cbuf, Record& rec, Answer& a,
+                                const std::shared_ptr<StreamRelay>& park = nullptr) {
     auto& res_p = *a.res;
-    auto& client_socket = beast::get_lowest_layer(client);
     const bool event_stream = a.event_stream;
     const auto length = res_p.content_length();
     if (!event_stream && a.framing == Framing::kRaw && length && *length <= kRelayBuffer &&
@@ -1782,8 +1866,8 @@ struct Gateway::Impl {
       if (!res_p.is_done()) {  // what the upstream sent does not parse as its body
         rec.error = "reading the response body: " + (pec ? pec.message() : "incomplete");
         a.upstream.reset();
-        co_return co_await answer_backend_failure(client, w, rec, a.version, limits.idle_timeout,
-                                                  502, true);
+        co_return after(co_await answer_backend_failure(client, w, rec, a.version,
+                                                        limits.idle_timeout, 502, true));
       }
       const std::array<asio::const_buffer, 2> bufs{
           asio::buffer(a.head), asio::buffer(relay.get(), kRelayBuffer - body.size)};
@@ -1791,9 +1875,9 @@ struct Gateway::Impl {
       auto [wec, wn] = co_await asio::async_write(client, bufs, kTuple);
       rec.bytes_out += wn;
       log_exchange(w, rec);
-      if (wec) co_return false;
+      if (wec) co_return After::kClose;
       if (a.upstream_reusable) release(*a.pool, std::move(*a.upstream));
-      co_return a.keep;
+      co_return after(a.keep);
     }
     // The head goes with the first body bytes when they are already here (a small answer: one
     // write); otherwise at once — an event stream's client learns its stream is open before
@@ -1804,12 +1888,30 @@ struct Gateway::Impl {
       rec.bytes_out += hwn;
       if (hwec) {
         log_exchange(w, rec);
-        co_return false;
+        co_return After::kClose;
       }
       std::string().swap(a.head);
     }
-    RelayBuffer relay(w.buffers);  // the body passes through it, one read at a time
-    RelayOptions ro;
+    std::optional<Relaying> here;  // the relay's state: in this frame, or in `park`
+    Relaying& r = park ? park->relaying : here.emplace(w.buffers);
+    start_relay(client, w, limits, cbuf, rec, a, r);
+    r.ro.park = park != nullptr;
+    const auto relayed =
+        co_await relay_body(*a.upstream, a.ubuf, res_p, client, a.head, a.framing, r.relay, r.ro);
+    if (relayed.parked) {
+      wait_for_stream(park);
+      co_return After::kParked;
+    }
+    co_return co_await finish_relay(client, w, limits, rec, a, r, relayed);
+  }
+
+  // The relay's state beyond the answer: options, buffer, and what an event stream adds.
+  template <class Stream>
+  void start_relay(Stream& client, Worker& w, const config::Limits& limits,
+                   const beast::flat_buffer& cbuf, Record& rec, Answer& a, Relaying& r) {
+    auto& res_p = *a.res;
+    const bool event_stream = a.event_stream;
+    RelayOptions& ro = r.ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
     // no request deadline then; a slow client still gets the idle timeout on each write.
     ro.read_timeout = event_stream ? std::chrono::milliseconds(0) : a.response_timeout;
@@ -1818,49 +1920,50 @@ struct Gateway::Impl {
     ro.written = &rec.bytes_out;
     ro.idle_without_buffer = event_stream;  // streams wait for their next event holding none
     if (event_stream && !a.upstream->secure()) ro.idle_socket = &a.upstream->lowest().socket();
-    if (event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();  // nothing more will come
     const auto& api = rec.route->api;
-    std::shared_ptr<ClientWatch> watch;
-    std::shared_ptr<Heartbeat> heartbeat;
     if (event_stream && cbuf.size() == 0) {
       // When the client goes away mid-stream, the upstream request is cancelled at once.
       ++active_streams;
-      watch = std::make_shared<ClientWatch>();
-      watch->upstream = &*a.upstream;
-      watch_client(client_socket.socket(), watch);
+      r.watch = std::make_shared<ClientWatch>();
+      r.watch->upstream = &*a.upstream;
+      watch_client(beast::get_lowest_layer(client).socket(), r.watch);
       if (api.sse_keepalive.count() > 0 && !a.bodiless &&
           (a.chunked_out || !res_p.content_length())) {
-        heartbeat = std::make_shared<Heartbeat>(w.ioc);
-        heartbeat->chunked = a.chunked_out;
-        ro.heartbeat = heartbeat.get();
+        r.heartbeat = std::make_shared<Heartbeat>(w.ioc);
+        r.heartbeat->chunked = a.chunked_out;
+        ro.heartbeat = r.heartbeat.get();
         asio::co_spawn(
             w.ioc,
-            send_heartbeats(client, heartbeat, api.sse_keepalive, limits.idle_timeout, watch),
+            send_heartbeats(client, r.heartbeat, api.sse_keepalive, limits.idle_timeout, r.watch),
             asio::detached);
       }
     }
-    std::optional<EndpointRewriter> rewriter;
     if (event_stream && api.type == "mcp" && api.strip_prefix && api.path != "/") {
-      rewriter.emplace();
-      rewriter->prefix = api.path;
-      ro.rewriter = &*rewriter;
+      r.rewriter.emplace();
+      r.rewriter->prefix = api.path;
+      ro.rewriter = &*r.rewriter;
     }
-    const auto relayed =
-        co_await relay_body(*a.upstream, a.ubuf, res_p, client, a.head, a.framing, relay, ro);
-    if (heartbeat) {
-      heartbeat->active = false;
-      heartbeat->timer.cancel();
-      while (heartbeat->writing) {  // a comment is on its way out: the stream is the client's
-        heartbeat->wake.expires_at(Clock::time_point::max());
-        co_await heartbeat->wake.async_wait(kTuple);
+  }
+
+  // After the body: the heartbeat and the client watch stopped, the failure answered or logged,
+  // the upstream connection pooled. Whether the client connection stays open.
+  template <class Stream>
+  awaitable<After> finish_relay(Stream& client, Worker& w, const config::Limits& limits,
+                                Record& rec, Answer& a, Relaying& r, RelayResult relayed) {
+    if (r.heartbeat) {
+      r.heartbeat->active = false;
+      r.heartbeat->timer.cancel();
+      while (r.heartbeat->writing) {  // a comment is on its way out: the stream is the client's
+        r.heartbeat->wake.expires_at(Clock::time_point::max());
+        co_await r.heartbeat->wake.async_wait(kTuple);
       }
     }
-    if (watch) {
+    if (r.watch) {
       --active_streams;
-      watch->active = false;
-      if (watch->client_gone) rec.status = 499;  // logged only: nobody is left to answer
+      r.watch->active = false;
+      if (r.watch->client_gone) rec.status = 499;  // logged only: nobody is left to answer
       boost::system::error_code ignored;
-      client_socket.socket().cancel(ignored);  // ends the watcher's wait
+      beast::get_lowest_layer(client).socket().cancel(ignored);  // ends the watcher's wait
     }
     if (relayed.ec && relayed.reading && rec.status != 499) {
       rec.error = "reading the response body: " + relayed.ec.message();
@@ -1868,15 +1971,58 @@ struct Gateway::Impl {
         // Nothing reached the client yet (its head was to go with the first body bytes): it
         // gets the answer of a backend that failed before its head.
         a.upstream.reset();
-        co_return co_await answer_backend_failure(client, w, rec, a.version, limits.idle_timeout,
-                                                  relayed.ec == beast::error::timeout ? 504 : 502,
-                                                  res_p.got_some());
+        co_return after(co_await answer_backend_failure(
+            client, w, rec, a.version, limits.idle_timeout,
+            relayed.ec == beast::error::timeout ? 504 : 502, a.res->got_some()));
       }
     }
     log_exchange(w, rec);
-    if (relayed.ec) co_return false;  // the head is out: all we can do is close
-    if (a.upstream_reusable && res_p.is_done()) release(*a.pool, std::move(*a.upstream));
-    co_return a.keep;
+    if (relayed.ec) co_return After::kClose;  // the head is out: all we can do is close
+    if (a.upstream_reusable && a.res->is_done()) release(*a.pool, std::move(*a.upstream));
+    co_return after(a.keep);
+  }
+
+  // A parked stream waits for its upstream's next bytes with only this wait pending: no
+  // coroutine frame, no buffer. They resume it in a coroutine of its own.
+  void wait_for_stream(std::shared_ptr<StreamRelay> s) {
+    tcp::socket& upstream = *s->relaying.ro.idle_socket;
+    upstream.async_wait(tcp::socket::wait_read,
+                        [this, s = std::move(s)](boost::system::error_code ec) mutable {
+                          s->wait_ec = ec;
+                          s->relaying.ro.readable = !ec;
+                          asio::io_context& ioc = s->w.ioc;
+                          asio::co_spawn(ioc, resume_stream(std::move(s)), asio::detached);
+                        });
+  }
+
+  awaitable<void> resume_stream(std::shared_ptr<StreamRelay> s) {
+    Relaying& r = s->relaying;
+    Answer& a = s->answer;
+    const auto& limits = s->view->rt->limits;
+    RelayResult relayed{s->wait_ec, true};
+    if (!s->wait_ec) {
+      relayed = co_await relay_body(*a.upstream, a.ubuf, *a.res, s->conn->stream, {}, a.framing,
+                                    r.relay, r.ro);
+    }
+    if (relayed.parked) {
+      wait_for_stream(std::move(s));
+      co_return;
+    }
+    const After next =
+        co_await finish_relay(s->conn->stream, s->w, limits, s->record, a, r, relayed);
+    // The stream's record and answer go now; its connection serves on when it is kept.
+    std::shared_ptr<PlainConnection> conn = std::move(s->conn);
+    Worker& w = s->w;
+    s.reset();
+    if (next == After::kKeep) co_await serve(conn->stream, w, conn->remote, false, &conn, false);
+    if (conn) conn->shutdown();
+  }
+
+  // A plain connection, on the heap: an event stream's relay can take it over (see StreamRelay).
+  awaitable<void> run_plain(Worker& w, tcp::socket socket, net::ConnectionGuard guard) {
+    auto conn = std::make_shared<PlainConnection>(std::move(socket), std::move(guard));
+    co_await serve(conn->stream, w, conn->remote, false, &conn, true);
+    if (conn) conn->shutdown();
   }
 
   std::unique_ptr<net::Acceptors> acceptors;
@@ -1931,18 +2077,24 @@ core::Result<std::unique_ptr<Gateway>, std::string> Gateway::start(const config:
           return;
         }
         ++w.connections;  // the guard below takes it back when the connection ends
-        // The connection keeps the certificate it was accepted with, across reloads.
+        if (!secure) {
+          asio::co_spawn(w.ioc,
+                         impl.run_plain(w, std::move(socket), net::ConnectionGuard(w.connections)),
+                         asio::detached);
+          return;
+        }
+        // A TLS connection keeps the certificate it was accepted with, across reloads.
         // Not a coroutine itself (one frame fewer per connection): run_connection holds it, and
         // with it the certificate, for as long as the connection lives.
-        auto serve = [&impl, &w, tls_server = secure ? rt.tls_server : nullptr](
-                         auto& stream, const std::string& remote, bool tls) {
-          return impl.serve(stream, w, remote, tls);
+        auto serve = [&impl, &w, tls_server = rt.tls_server](auto& stream,
+                                                             const std::string& remote, bool tls) {
+          return impl.serve(stream, w, remote, tls, nullptr, true);
         };
-        asio::co_spawn(w.ioc,
-                       net::run_connection(std::move(socket), net::ConnectionGuard(w.connections),
-                                           secure ? rt.tls_server.get() : nullptr,
-                                           rt.limits.header_timeout, std::move(serve)),
-                       asio::detached);
+        asio::co_spawn(
+            w.ioc,
+            net::run_connection(std::move(socket), net::ConnectionGuard(w.connections),
+                                rt.tls_server.get(), rt.limits.header_timeout, std::move(serve)),
+            asio::detached);
       });
   if (!acceptors) return core::fail(acceptors.error());
   impl.acceptors = std::move(acceptors.value());

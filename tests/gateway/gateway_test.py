@@ -242,6 +242,30 @@ workers: 2
         self.assertEqual([json.loads(e.split(b"data: ")[1])["n"] for e in events], [0, 1, 2])
         self.assertEqual(body, b"".join(b'id: %d\ndata: {"n": %d}\n\n' % (i, i) for i in range(3)))
 
+    def test_connection_serves_on_after_an_event_stream(self):
+        # Between events a plain connection's stream is parked (no coroutine holds it); when it
+        # ends, the same TCP connection takes the next request.
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"GET /api/sse?n=2&split=1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, data)
+                data += chunk
+            body, rest = b"", data.split(b"\r\n\r\n", 1)[1]
+            while rest:  # the chunks as the gateway cut them (one per read from the upstream)
+                size, rest = rest.split(b"\r\n", 1)
+                body, rest = body + rest[:int(size, 16)], rest[int(size, 16) + 2:]
+            self.assertEqual(body, b'id: 0\ndata: {"n": 0}\n\nid: 1\ndata: {"n": 1}\n\n')
+            s.sendall(b"GET /api/json HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, answer)
+                answer += chunk
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer)
+        self.assertTrue(eventually(lambda: "mcpgate_active_sse_streams 0" in requests.get(self.gw.admin + "/metrics", timeout=10).text or None))
+
     def test_client_leaving_an_event_stream_cancels_the_upstream(self):
         s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
         s.sendall(b"GET /api/sse?hold=1&id=gone HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
@@ -491,6 +515,12 @@ admin: {{address: 127.0.0.1, port: 0}}
                         r = s.get(url + "/api/json", verify=cert, timeout=10,
                                   headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
                         self.assertEqual(r.status_code, 200)
+                    # A TLS client's event stream is relayed by coroutines (streams park without
+                    # them on plain connections only): events cut anywhere arrive whole, and the
+                    # connection serves on after the stream.
+                    events = s.get(url + "/api/sse?n=3&split=1", verify=cert, timeout=10)
+                    self.assertEqual(events.content, b"".join(b'id: %d\ndata: {"n": %d}\n\n' % (i, i) for i in range(3)))
+                    self.assertEqual(s.get(url + "/api/json", verify=cert, timeout=10).status_code, 200)
                 seen = r.json()
                 self.assertEqual(seen["headers"]["X-Forwarded-Proto"], "https")
                 self.assertEqual(seen["headers"]["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
