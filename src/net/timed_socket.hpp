@@ -4,6 +4,7 @@
 
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +18,27 @@
 #include <utility>
 
 namespace mcpgate::net {
+
+// Memory for an operation that may stay pending for long (a timer, an idle stream's wait), sized
+// to it. Asio's default reuses a thread's last freed block — often a larger read or write
+// operation's — and keeps it for as long as the operation is pending.
+template <class T>
+struct ExactAllocator {
+  using value_type = T;
+  ExactAllocator() = default;
+  template <class U>
+  ExactAllocator(const ExactAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  template <class U>
+  bool operator==(const ExactAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+template <class Handler>
+auto exact_memory(Handler&& h) {
+  return boost::asio::bind_allocator(ExactAllocator<void>(), std::forward<Handler>(h));
+}
 
 // The deadline rules of Beast's tcp_stream — a read or write pending when the deadline passes
 // fails with beast::error::timeout and the socket is closed; one started after it fails at once —
@@ -59,6 +81,16 @@ class TimedSocket {
   }
   void expires_after(clock::duration d) { expires_at(clock::now() + d); }
   void expires_never() { st_->deadline = time_point::max(); }
+  // No deadline from now on, and no timer operation left pending for an earlier one: for a
+  // connection that may stay open for hours (an event stream), at the cost of arming anew
+  // should a deadline come back.
+  void disarm() {
+    st_->deadline = time_point::max();
+    if (st_->armed != time_point::max()) {
+      st_->armed = time_point::max();  // the cancelled wait finds it changed and does nothing
+      st_->timer.cancel();
+    }
+  }
   void close() {
     boost::system::error_code ignored;
     st_->socket.close(ignored);
@@ -143,7 +175,7 @@ class TimedSocket {
     const time_point when = st->deadline;
     st->armed = when;
     st->timer.expires_at(when);  // a wait still pending ends early and finds `armed` changed
-    st->timer.async_wait([st, when](boost::system::error_code) { fired(st, when); });
+    st->timer.async_wait(exact_memory([st, when](boost::system::error_code) { fired(st, when); }));
   }
   static void fired(const std::shared_ptr<State>& st, time_point when) {
     if (st->armed != when) return;  // re-armed or shut since

@@ -151,6 +151,45 @@ TEST(TimedSocket, AnEarlierDeadlineReArmsTheTimer) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
 }
 
+TEST(TimedSocket, DisarmLeavesNoTimerPending) {
+  for (const bool disarm : {false, true}) {
+    Pair p;
+    bool read = false;
+    asio::co_spawn(
+        p.ioc,
+        [&]() -> asio::awaitable<void> {
+          char c;
+          p.ours->expires_after(1h);  // the timer is armed for an hour
+          auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+          read = !ec && n == 1;
+        },
+        asio::detached);
+    p.peer.write_some(asio::buffer("x", 1));
+    for (int i = 0; !read && i < 50; ++i) p.ioc.run_one_for(100ms);
+    ASSERT_TRUE(read);
+    if (disarm) p.ours->disarm();
+    p.ioc.poll();
+    // With nothing else pending, the context runs out of work only when no timer waits.
+    EXPECT_EQ(p.ioc.stopped(), disarm);
+    if (disarm) {
+      // Still usable, with no deadline: a read waits until bytes come.
+      bool again = false;
+      p.ioc.restart();
+      asio::co_spawn(
+          p.ioc,
+          [&]() -> asio::awaitable<void> {
+            char c;
+            auto [ec, n] = co_await p.ours->async_read_some(asio::buffer(&c, 1), kTuple);
+            again = !ec && n == 1;
+          },
+          asio::detached);
+      p.peer.write_some(asio::buffer("y", 1));
+      p.ioc.run_for(5s);
+      EXPECT_TRUE(again);
+    }
+  }
+}
+
 TEST(TimedSocket, NoDeadlineWaitsAndDestructionEndsAPendingRead) {
   Pair p;
   bool completed = false;

@@ -33,6 +33,7 @@ class UpstreamConn {
   // Deadlines for the next operations (the socket closes when one passes).
   void expires_at(time_point t) { lowest().expires_at(t); }
   void expires_never() { lowest().expires_never(); }
+  void disarm() { lowest().disarm(); }
   void close() {
     boost::system::error_code ignored;
     lowest().socket().close(ignored);

@@ -173,11 +173,12 @@ struct ClientWatch {
 
 // A plain completion handler, not a coroutine: an idle stream keeps no frame for it.
 void watch_client(tcp::socket& client, std::shared_ptr<ClientWatch> watch) {
-  client.async_wait(tcp::socket::wait_read, [watch](boost::system::error_code ec) {
-    if (!watch->active || ec == asio::error::operation_aborted) return;
-    watch->client_gone = true;
-    watch->upstream->close();  // ends the relay's pending upstream read at once
-  });
+  client.async_wait(tcp::socket::wait_read,
+                    net::exact_memory([watch](boost::system::error_code ec) {
+                      if (!watch->active || ec == asio::error::operation_aborted) return;
+                      watch->client_gone = true;
+                      watch->upstream->close();  // ends the relay's pending upstream read at once
+                    }));
 }
 
 // SSE keep-alive comments (`:` lines) for silent streams, written between events only. The relay
@@ -281,13 +282,14 @@ std::string prometheus_label(std::string_view v) {
 }
 
 // Sets the stream's deadline for its next operations: `timeout` from now, but never past the
-// request's `deadline` (Clock::time_point::max(): none).
+// request's `deadline` (Clock::time_point::max(): none — an event stream's upstream, whose timer
+// is then let go).
 template <class Stream>
 void arm(Stream& s, std::chrono::milliseconds timeout, Clock::time_point deadline) {
   const auto until = timeout.count() > 0 ? std::min(Clock::now() + timeout, deadline) : deadline;
   auto& lowest = beast::get_lowest_layer(s);
   if (until == Clock::time_point::max()) {
-    lowest.expires_never();
+    lowest.disarm();
   } else {
     lowest.expires_at(until);
   }
@@ -832,7 +834,7 @@ struct Gateway::Impl {
     RelayOptions ro;
     std::shared_ptr<ClientWatch> watch;
     std::shared_ptr<Heartbeat> heartbeat;
-    std::optional<EndpointRewriter> rewriter;
+    std::unique_ptr<EndpointRewriter> rewriter;  // legacy MCP streams under a prefix only
   };
 
   // An event stream from a plain upstream to a plain client, once its head is out: everything
@@ -1939,9 +1941,9 @@ struct Gateway::Impl {
       }
     }
     if (event_stream && api.type == "mcp" && api.strip_prefix && api.path != "/") {
-      r.rewriter.emplace();
+      r.rewriter = std::make_unique<EndpointRewriter>();
       r.rewriter->prefix = api.path;
-      ro.rewriter = &*r.rewriter;
+      ro.rewriter = r.rewriter.get();
     }
   }
 
@@ -1986,13 +1988,14 @@ struct Gateway::Impl {
   // coroutine frame, no buffer. They resume it in a coroutine of its own.
   void wait_for_stream(std::shared_ptr<StreamRelay> s) {
     tcp::socket& upstream = *s->relaying.ro.idle_socket;
-    upstream.async_wait(tcp::socket::wait_read,
-                        [this, s = std::move(s)](boost::system::error_code ec) mutable {
-                          s->wait_ec = ec;
-                          s->relaying.ro.readable = !ec;
-                          asio::io_context& ioc = s->w.ioc;
-                          asio::co_spawn(ioc, resume_stream(std::move(s)), asio::detached);
-                        });
+    upstream.async_wait(
+        tcp::socket::wait_read,
+        net::exact_memory([this, s = std::move(s)](boost::system::error_code ec) mutable {
+          s->wait_ec = ec;
+          s->relaying.ro.readable = !ec;
+          asio::io_context& ioc = s->w.ioc;
+          asio::co_spawn(ioc, resume_stream(std::move(s)), asio::detached);
+        }));
   }
 
   awaitable<void> resume_stream(std::shared_ptr<StreamRelay> s) {
