@@ -21,6 +21,8 @@
 #include <optional>
 #include <string_view>
 
+#include "net/upstream.hpp"
+
 namespace mcpgate::net {
 
 namespace asio = boost::asio;
@@ -80,7 +82,6 @@ asio::awaitable<std::optional<std::string>> exchange(Stream& stream, const Targe
 
 asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Target& t,
                                                 const FetchOptions& options, FetchResult& out) {
-  tcp::resolver resolver(ioc);
   std::string host = t.host, port = t.port;
   if (!options.connect_to.empty()) {
     const auto colon = options.connect_to.rfind(':');
@@ -90,7 +91,7 @@ asio::awaitable<std::optional<std::string>> run(asio::io_context& ioc, const Tar
     if (host.size() > 2 && host.front() == '[' && host.back() == ']')
       host = host.substr(1, host.size() - 2);  // [::1]:8443
   }
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
+  auto [rec, endpoints] = co_await resolve(ioc, host, port);
   if (rec) co_return "resolving " + host + ": " + rec.message();
   beast::tcp_stream tcp_stream(ioc);
   tcp_stream.expires_after(options.timeout);

@@ -1,5 +1,7 @@
 #include "net/timed_socket.hpp"
 
+#include "net/upstream.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -210,6 +212,38 @@ TEST(TimedSocket, NoDeadlineWaitsAndDestructionEndsAPendingRead) {
   p.ioc.run_for(1s);
   EXPECT_TRUE(completed);
   EXPECT_EQ(got, asio::error::operation_aborted);
+}
+
+TEST(Resolve, LiteralsAtOnceAndNamesThroughTheResolver) {
+  asio::io_context ioc;
+  const auto run = [&](std::string host) {
+    std::vector<tcp::endpoint> got;
+    boost::system::error_code ec;
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          auto [rec, results] = co_await resolve(ioc, host, "8080");
+          ec = rec;
+          for (const auto& r : results) got.push_back(r.endpoint());
+        },
+        asio::detached);
+    ioc.restart();
+    ioc.run_for(10s);
+    EXPECT_FALSE(ec) << host << ": " << ec.message();
+    return got;
+  };
+  const auto v4 = run("127.0.0.1");
+  ASSERT_EQ(v4.size(), 1u);
+  EXPECT_EQ(v4[0], tcp::endpoint(asio::ip::make_address("127.0.0.1"), 8080));
+  const auto v6 = run("::1");
+  ASSERT_EQ(v6.size(), 1u);
+  EXPECT_EQ(v6[0], tcp::endpoint(asio::ip::make_address("::1"), 8080));
+  const auto named = run("localhost");  // /etc/hosts
+  ASSERT_FALSE(named.empty());
+  for (const auto& e : named) {
+    EXPECT_TRUE(e.address().is_loopback()) << e.address().to_string();
+    EXPECT_EQ(e.port(), 8080);
+  }
 }
 
 }  // namespace

@@ -31,13 +31,25 @@ bool UpstreamConn::usable() {
   return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
+asio::awaitable<std::tuple<boost::system::error_code, tcp::resolver::results_type>> resolve(
+    asio::io_context& ioc, const std::string& host, const std::string& port) {
+  tcp::resolver resolver(ioc);
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (!ec) {
+    // Numeric: getaddrinfo with AI_NUMERICHOST looks nothing up.
+    auto results = resolver.resolve(host, port, tcp::resolver::numeric_host, ec);
+    co_return std::tuple{ec, std::move(results)};
+  }
+  co_return co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
+}
+
 asio::awaitable<ConnectResult> connect_upstream(asio::io_context& ioc, const UpstreamTarget& target,
                                                 std::chrono::steady_clock::time_point deadline) {
   constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
   ConnectResult out;
   const auto until = std::min(std::chrono::steady_clock::now() + target.connect_timeout, deadline);
-  tcp::resolver resolver(ioc);
-  auto [rec, endpoints] = co_await resolver.async_resolve(target.host, target.port, kTuple);
+  auto [rec, endpoints] = co_await resolve(ioc, target.host, target.port);
   if (rec) {
     out.error = "resolving " + target.host + ": " + rec.message();
     co_return out;

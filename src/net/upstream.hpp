@@ -4,17 +4,26 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "net/timed_socket.hpp"
 #include "net/tls.hpp"
 
 namespace mcpgate::net {
+
+// The addresses of host:port. An IP literal is read at once, in the caller's thread (Asio's
+// asynchronous resolve runs getaddrinfo on a thread of its own: two thread hops per new
+// connection); a name goes through that resolver.
+boost::asio::awaitable<
+    std::tuple<boost::system::error_code, boost::asio::ip::tcp::resolver::results_type>>
+resolve(boost::asio::io_context& ioc, const std::string& host, const std::string& port);
 
 class UpstreamConn {
  public:

@@ -57,11 +57,13 @@ class GatewayRelay(unittest.TestCase):
 listeners: [{{address: 127.0.0.1, port: 0}}]
 backends:
   fake: {{url: "{cls.up.url}/base", response_timeout_ms: 1000}}
+  named: {{url: "{cls.up.url.replace('127.0.0.1', 'localhost')}/base"}}
   dead: {{url: "http://127.0.0.1:{closed_port()}", connect_timeout_ms: 1000}}
   stuck: {{url: "http://127.0.0.1:{cls.stuck.getsockname()[1]}", connect_timeout_ms: 400}}
 apis:
   - {{name: api, path: /api, backend: fake, strip_prefix: true}}
   - {{name: keep, path: /keep, backend: fake}}
+  - {{name: named, path: /named, backend: named, strip_prefix: true}}
   - {{name: mcp, path: /mcp, type: mcp, backend: fake, strip_prefix: true, allowed_origins: ["https://app.example"]}}
   - {{name: dead, path: /dead, backend: dead}}
   - {{name: stuck, path: /stuck, backend: stuck}}
@@ -305,6 +307,12 @@ workers: 2
         self.assertEqual(r.json()["statusCode"], 502)
         # Upstream errors that are answers pass through unchanged.
         self.assertEqual(self.get("/api/503").status_code, 503)
+
+    def test_backend_by_name(self):
+        # Other backends are IP literals (read without the resolver); this one is looked up.
+        r = self.get("/named/json")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.json()["path"], "/base/json")
 
     def test_keep_alive_both_sides(self):
         before = self.up.connections
