@@ -463,7 +463,8 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
               // Bytes already waiting (a busy stream) are read at once, with no wait at all.
               boost::system::error_code aec;
               if (!std::exchange(o.readable, false) && o.idle_socket->available(aec) == 0) {
-                inbuf.shrink_to_fit();  // down to those few bytes, if any
+                arm(in, o.read_timeout, o.deadline);  // no deadline: no timer kept while parked
+                inbuf.shrink_to_fit();                // down to those few bytes, if any
                 co_return RelayResult{{}, false, true};
               }
             } else if (inbuf.size() <= carry.size()) {
@@ -1199,6 +1200,9 @@ struct Gateway::Impl {
       bool keep = co_await exchange(client, w, *view, req_p, cbuf, tls, *rec, answer);
       request.reset();
       if (answer) {
+        // An event stream's client sends nothing more: its read buffer goes (a stream that is
+        // not parked keeps this frame for as long as it is open).
+        if (answer->event_stream && cbuf.size() == 0) cbuf.shrink_to_fit();
         std::shared_ptr<StreamRelay> park;
         if constexpr (std::is_same_v<Stream, net::TimedSocket>) {
           if (owner && answer->event_stream && !answer->upstream->secure() && cbuf.size() == 0) {
@@ -1847,7 +1851,7 @@ struct Gateway::Impl {
   template <class Stream>
   awaitable<After> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
                                 beast::flat_buffer& cbuf, Record& rec, Answer& a,
-                                const std::shared_ptr<StreamRelay>& park = nullptr) {
+                                std::shared_ptr<StreamRelay> park = nullptr) {
     auto& res_p = *a.res;
     const bool event_stream = a.event_stream;
     const auto length = res_p.content_length();

@@ -19,23 +19,33 @@ from fake_upstream import FakeUpstream  # noqa: E402
 from gateway import MCPGATE, Gateway, closed_port, eventually  # noqa: E402
 
 
-def read_response(sock):
-    """One response with a Content-Length body from a raw socket: (head text, body bytes)."""
+def recv_exact(sock, n):
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
         if not chunk:
-            raise AssertionError(f"closed before the head ended: {data!r}")
+            raise AssertionError(f"closed after {len(data)} of {n} bytes: {data!r}")
         data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
+    return data
+
+
+def read_response(sock):
+    """One response with a Content-Length body from a raw socket, and not a byte more (a
+    pipelined answer after it stays in the socket): (head text, body bytes)."""
+    data = b""
+    while True:
+        seen = sock.recv(65536, socket.MSG_PEEK)
+        if not seen:
+            raise AssertionError(f"closed before the head ended: {data!r}")
+        end = (data + seen).find(b"\r\n\r\n")
+        if end >= 0:
+            data += recv_exact(sock, end + 4 - len(data))
+            break
+        data += recv_exact(sock, len(seen))
+    head = data[:-4]
     length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
                   if line.lower().startswith(b"content-length:"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError("closed before the body ended")
-        body += chunk
-    return head.decode("latin-1"), body
+    return head.decode("latin-1"), recv_exact(sock, length)
 
 
 class GatewayRelay(unittest.TestCase):
