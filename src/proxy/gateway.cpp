@@ -856,7 +856,6 @@ struct Gateway::Impl {
     Record record;
     Answer answer;
     Relaying relaying;
-    boost::system::error_code wait_ec;  // how the last wait ended
   };
 
   GatewayOptions options;
@@ -1995,19 +1994,19 @@ struct Gateway::Impl {
     upstream.async_wait(
         tcp::socket::wait_read,
         net::exact_memory([this, s = std::move(s)](boost::system::error_code ec) mutable {
-          s->wait_ec = ec;
           s->relaying.ro.readable = !ec;
           asio::io_context& ioc = s->w.ioc;
-          asio::co_spawn(ioc, resume_stream(std::move(s)), asio::detached);
+          asio::co_spawn(ioc, resume_stream(std::move(s), ec), asio::detached);
         }));
   }
 
-  awaitable<void> resume_stream(std::shared_ptr<StreamRelay> s) {
+  // `waited`: how the wait for the upstream's bytes ended.
+  awaitable<void> resume_stream(std::shared_ptr<StreamRelay> s, boost::system::error_code waited) {
     Relaying& r = s->relaying;
     Answer& a = s->answer;
     const auto& limits = s->view->rt->limits;
-    RelayResult relayed{s->wait_ec, true};
-    if (!s->wait_ec) {
+    RelayResult relayed{waited, true};
+    if (!waited) {
       relayed = co_await relay_body(*a.upstream, a.ubuf, *a.res, s->conn->stream, {}, a.framing,
                                     r.relay, r.ro);
     }
