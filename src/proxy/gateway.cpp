@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <forward_list>
 #include <future>
 #include <map>
 #include <mutex>
@@ -34,7 +36,7 @@
 #include "core/strings.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
-#include "http/request_head.hpp"
+#include "http/head.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
 #include "net/upstream.hpp"
@@ -374,18 +376,6 @@ void append_head(std::string& out, const bhttp::request_header<>& req, SkipField
   out.append("\r\n").append(lead);
   append_fields(out, req, skip, extra);
 }
-void append_head(std::string& out, const bhttp::response_header<>& res, SkipField skip = nullptr,
-                 std::string_view extra = {}) {
-  append_version(out, res.version());
-  const unsigned code = res.result_int();
-  const char digits[] = {' ', static_cast<char>('0' + code / 100 % 10),
-                         static_cast<char>('0' + code / 10 % 10),
-                         static_cast<char>('0' + code % 10), ' '};
-  out.append(digits, sizeof digits);
-  const auto reason = res.reason();
-  out.append(reason.empty() ? bhttp::obsolete_reason(res.result()) : reason).append("\r\n");
-  append_fields(out, res, skip, extra);
-}
 bool named(const bhttp::fields::value_type& f, std::string_view name) {
   return f.name_string().size() == name.size() && core::iequals(f.name_string(), name);
 }
@@ -398,17 +388,132 @@ bool gateway_request_field(const bhttp::fields::value_type& f) {
   return f.name() == bhttp::field::host || framing_field(f) || named(f, "X-Request-Id") ||
          named(f, "X-Forwarded-For") || named(f, "X-Forwarded-Proto");
 }
+bool name_is(std::string_view name, std::string_view want) {
+  return name.size() == want.size() && core::iequals(name, want);
+}
+
+// The fields of an upstream's answer as the policy engine and the relay see them: views into its
+// head as it arrived (good until the upstream connection is read again), and the lines a policy
+// added, held here. Nothing is copied unless a policy adds a line.
+class AnswerFields final : public policy::HeaderMap {
+ public:
+  explicit AnswerFields(std::vector<http::HeadField>& fields) : f_(fields) {}
+  std::vector<std::string> values(std::string_view name) const override {
+    std::vector<std::string> out;
+    for (const auto& x : f_)
+      if (name_is(x.name, name)) out.emplace_back(x.value);
+    return out;
+  }
+  std::optional<std::string_view> first(std::string_view name) const override {
+    for (const auto& x : f_)
+      if (name_is(x.name, name)) return x.value;
+    return std::nullopt;
+  }
+  void erase(std::string_view name) override {
+    std::erase_if(f_, [&](const http::HeadField& x) { return name_is(x.name, name); });
+  }
+  void add(std::string_view name, std::string_view value) override {
+    added_.emplace_front(name);
+    const std::string_view n = added_.front();
+    added_.emplace_front(value);
+    f_.push_back({n, added_.front()});
+  }
+  const std::vector<http::HeadField>& list() const { return f_; }
+
+ private:
+  std::vector<http::HeadField>& f_;
+  std::forward_list<std::string> added_;  // nodes never move: the views above stay good
+};
+
+// Whether a comma-separated list (#token, RFC 9110 §5.6.1) holds `token`, in any case.
+bool lists_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    if (core::iequals(core::trim(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// Hop-by-hop fields of an answer (RFC 9110 §7.6.1): the standard ones and those its Connection
+// lines name (`listed`: every Connection line, joined). Framing lines are the relay's to decide.
+bool hop_by_hop(std::string_view name, std::string_view listed) {
+  switch (name.size()) {
+    case 2:
+      if (core::iequals(name, "TE")) return true;
+      break;
+    case 6:
+      if (core::iequals(name, "Expect")) return true;
+      break;
+    case 7:
+      if (core::iequals(name, "Upgrade") || core::iequals(name, "Trailer")) return true;
+      break;
+    case 10:
+      if (core::iequals(name, "Connection") || core::iequals(name, "Keep-Alive")) return true;
+      break;
+    case 14:
+      if (core::iequals(name, "Content-Length")) return false;
+      break;
+    case 16:
+      if (core::iequals(name, "Proxy-Connection")) return true;
+      break;
+    case 17:
+      if (core::iequals(name, "Transfer-Encoding")) return false;
+      break;
+  }
+  return lists_token(listed, name);
+}
+
+std::string connection_lines(const std::vector<http::HeadField>& fields) {
+  std::string listed;
+  for (const auto& f : fields)
+    if (name_is(f.name, "Connection")) listed.append(listed.empty() ? "" : ",").append(f.value);
+  return listed;
+}
+
+// Whether an answer lets its connection be used again (RFC 9112 §9.3): HTTP/1.1 unless it says
+// close, HTTP/1.0 only when it says keep-alive.
+bool answer_keeps_alive(unsigned version, std::string_view listed) {
+  return !lists_token(listed, "close") && (version >= 11 || lists_token(listed, "keep-alive"));
+}
+
 // The answer: X-Request-Id is the gateway's; so are X-Accel-Buffering on event streams and the
 // framing line of an answer with a body.
-bool gateway_response_field(const bhttp::fields::value_type& f) { return named(f, "X-Request-Id"); }
-bool gateway_body_response_field(const bhttp::fields::value_type& f) {
-  return framing_field(f) || named(f, "X-Request-Id");
+bool framing_name(std::string_view n) {
+  return name_is(n, "Content-Length") || name_is(n, "Transfer-Encoding");
 }
-bool gateway_stream_field(const bhttp::fields::value_type& f) {
-  return framing_field(f) || named(f, "X-Request-Id") || named(f, "X-Accel-Buffering");
+bool gateway_response_field(std::string_view n) { return name_is(n, "X-Request-Id"); }
+bool gateway_body_response_field(std::string_view n) {
+  return framing_name(n) || name_is(n, "X-Request-Id");
 }
-bool gateway_stream_head_field(const bhttp::fields::value_type& f) {  // HEAD of a stream
-  return named(f, "X-Request-Id") || named(f, "X-Accel-Buffering");
+bool gateway_stream_field(std::string_view n) {
+  return framing_name(n) || name_is(n, "X-Request-Id") || name_is(n, "X-Accel-Buffering");
+}
+bool gateway_stream_head_field(std::string_view n) {  // HEAD of a stream
+  return name_is(n, "X-Request-Id") || name_is(n, "X-Accel-Buffering");
+}
+
+// An answer's head for the client: the client's HTTP version, the status, the upstream's fields
+// but hop-by-hop ones (`listed`: its Connection lines) and those `skip` names, then `extra`.
+void append_answer_head(std::string& out, unsigned version, unsigned status,
+                        std::string_view reason, const std::vector<http::HeadField>& fields,
+                        std::string_view listed, bool (*skip)(std::string_view),
+                        std::string_view extra) {
+  if (reason.empty()) reason = bhttp::obsolete_reason(bhttp::int_to_status(status));
+  std::size_t size = 17 + reason.size() + extra.size();
+  for (const auto& f : fields) size += f.name.size() + f.value.size() + 4;
+  out.reserve(out.size() + size);
+  append_version(out, version);
+  const char digits[] = {' ', static_cast<char>('0' + status / 100 % 10),
+                         static_cast<char>('0' + status / 10 % 10),
+                         static_cast<char>('0' + status % 10), ' '};
+  out.append(digits, sizeof digits).append(reason).append("\r\n", 2);
+  for (const auto& f : fields) {
+    if (skip(f.name) || hop_by_hop(f.name, listed)) continue;
+    out.append(f.name).append(": ", 2).append(f.value).append("\r\n", 2);
+  }
+  out.append(extra).append("\r\n", 2);
 }
 
 // Copies a message body from `in` (parsed by `p`) to `out` as it arrives: each read is written
@@ -728,6 +833,8 @@ struct Gateway::Impl {
     // before anything suspends, so one per worker serves every connection (an idle connection
     // keeps no field list of its own).
     http::RequestHead head;
+    // Likewise an upstream answer's head: its views are used before the exchange suspends again.
+    http::ResponseHead answer_head;
 
     // Runs on the worker's thread (or before it starts).
     void install(std::shared_ptr<const Runtime> rt) {
@@ -793,13 +900,14 @@ struct Gateway::Impl {
   };
 
   // An upstream's answer whose head is ready, handed from the exchange to the relay.
+  using ResponseParser = bhttp::response_parser<bhttp::buffer_body>;
   struct Answer {
     std::optional<net::UpstreamConn> upstream;
-    std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> res;
-    beast::flat_buffer ubuf;  // what the upstream sent past the head
-    std::string head;         // the head as the client gets it
-    Pool* pool = nullptr;     // where the upstream connection goes back
-    unsigned version = 11;    // the client's HTTP version
+    std::unique_ptr<ResponseParser> res;  // reads the body; made when it is needed (parser())
+    beast::flat_buffer ubuf;              // what the upstream sent past the head
+    std::string head;                     // the head as the client gets it
+    Pool* pool = nullptr;                 // where the upstream connection goes back
+    unsigned version = 11;                // the client's HTTP version
     Framing framing = Framing::kRaw;
     bool event_stream = false;
     bool bodiless = false;
@@ -808,6 +916,35 @@ struct Gateway::Impl {
     bool upstream_reusable = false;  // keep-alive, and not a 101
     std::chrono::milliseconds response_timeout{0};
     Clock::time_point deadline = Clock::time_point::max();
+    // The body as the upstream frames it (RFC 9112 §6.3): none (a HEAD request's answer, a 204
+    // or 304), chunked, a length, or until the upstream closes.
+    bool none_in = false;
+    bool chunked_in = false;
+    std::optional<std::uint64_t> length_in;
+
+    // Beast's parser reads the body: primed with a head that holds only the framing.
+    ResponseParser& parser() {
+      if (res) return *res;
+      res = std::make_unique<ResponseParser>();
+      // Relayed as it arrives, never held: no size limit (Beast's default would end an event
+      // stream after 8 MiB).
+      res->body_limit(boost::none);
+      char framing[80];
+      std::string_view prime = "HTTP/1.1 200 OK\r\n\r\n";  // until the upstream closes
+      if (none_in) {
+        prime = "HTTP/1.1 204 No Content\r\n\r\n";
+      } else if (chunked_in) {
+        prime = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      } else if (length_in) {
+        const int n = std::snprintf(framing, sizeof framing,
+                                    "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
+                                    static_cast<unsigned long long>(*length_in));
+        prime = std::string_view(framing, static_cast<std::size_t>(n));
+      }
+      boost::system::error_code ec;  // none: the prime is a head Beast reads
+      res->put(asio::buffer(prime.data(), prime.size()), ec);
+      return *res;
+    }
   };
 
   // What relay_answer returns: close the client connection, keep it, or it is the stream's now.
@@ -1008,16 +1145,15 @@ struct Gateway::Impl {
       }
     }
   }
-  template <class Fields>
-  static void add_answer_headers(const policy::Context& ctx, Fields& res) {
+  static void add_answer_headers(const policy::Context& ctx, policy::HeaderMap& res) {
     for (const auto& [name, value] : ctx.answer_headers) {
-      if (res.find(name) == res.end()) {
-        res.insert(name, value);
+      if (!res.first(name)) {
+        res.add(name, value);
       } else if (core::iequals(name, "Vary")) {
         std::string all;  // every Vary line, joined, then ours
-        for (auto [it, end] = res.equal_range(name); it != end; ++it)
-          all += (all.empty() ? "" : ", ") + std::string(it->value());
-        res.set(name, vary_with(all, value));
+        for (const auto& v : res.values(name)) all.append(all.empty() ? "" : ", ").append(v);
+        res.erase(name);
+        res.add(name, vary_with(all, value));
       }
     }
   }
@@ -1103,6 +1239,27 @@ struct Gateway::Impl {
         co_return r;
       }
       cbuf.commit(n);
+    }
+  }
+
+  // Reads until an upstream answer's head has ended (or `max` bytes are in) and parses it into
+  // `head`: views into ubuf, good until ubuf changes. Reads as Beast's reader did: 512 bytes into
+  // an empty buffer, more as it grows (a small answer's body comes in the same read).
+  static awaitable<HeadRead> read_answer_head(net::UpstreamConn& upstream, beast::flat_buffer& ubuf,
+                                              http::ResponseHead& head, std::size_t max) {
+    HeadRead r;
+    for (std::size_t searched = 0;;) {
+      const std::string_view data(static_cast<const char*>(ubuf.data().data()), ubuf.size());
+      r.status = http::parse_response_head(data, max, head, searched);
+      if (r.status != http::HeadStatus::kIncomplete) co_return r;
+      searched = data.size();
+      auto [ec, n] =
+          co_await upstream.async_read_some(ubuf.prepare(beast::read_size(ubuf, 65536)), kTuple);
+      if (ec) {
+        r.ec = ec;
+        co_return r;
+      }
+      ubuf.commit(n);
     }
   }
 
@@ -1565,16 +1722,10 @@ struct Gateway::Impl {
     }
 
     std::optional<net::UpstreamConn> upstream;
-    std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> res_holder;  // small frames
-    // A response to HEAD has a head only, whatever its Content-Length says (RFC 9110 §9.3.2).
-    const auto new_response_parser = [&] {
-      res_holder = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
-      // Relayed as it arrives, never held: no size limit (Beast's default would end an event
-      // stream after 8 MiB).
-      res_holder->body_limit(boost::none);
-      if (method == "HEAD") res_holder->skip(true);
-    };
-    new_response_parser();
+    // The answer's head, parsed in place in ubuf: good until the next read from the upstream or
+    // the next suspension (another exchange on this worker parses into it then).
+    http::ResponseHead& ah = w.answer_head;
+    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
     beast::flat_buffer ubuf;
     const auto upstream_started = Clock::now();
     int failure = 0;
@@ -1647,36 +1798,36 @@ struct Gateway::Impl {
       }
       if (!wec) {
         arm(*upstream, response_timeout, deadline);
-        auto [rec, rn] = co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
-        (void)rn;
+        auto hr = co_await read_answer_head(*upstream, ubuf, ah, limits.max_header_bytes);
         // Interim answers (1xx, such as 103 Early Hints) are not relayed: the final one follows
         // on the same connection. (101 cannot come: Upgrade never reaches the upstream.) At most
         // kMaxInterim of them: an upstream that sends them without end is a bad response.
         int interim = 0;
-        while (!rec && res_holder->get().result_int() / 100 == 1 &&
-               res_holder->get().result_int() != 101) {
+        while (hr.status == http::HeadStatus::kComplete && ah.status / 100 == 1 &&
+               ah.status != 101) {
           if (++interim > kMaxInterim) {
-            rec = bhttp::error::bad_status;
+            hr.status = http::HeadStatus::kBad;
             break;
           }
-          new_response_parser();
+          ubuf.consume(ah.size);
           arm(*upstream, response_timeout, deadline);
-          auto [next_ec, next_n] =
-              co_await bhttp::async_read_header(*upstream, ubuf, *res_holder, kTuple);
-          (void)next_n;
-          rec = next_ec;
+          hr = co_await read_answer_head(*upstream, ubuf, ah, limits.max_header_bytes);
         }
-        if (!rec) {
+        got_some = interim > 0 || ubuf.size() > 0;
+        if (hr.status == http::HeadStatus::kComplete) {
           failure = 0;
           break;
         }
-        failure = rec == beast::error::timeout ? 504 : 502;
+        const bool timeout = hr.ec == beast::error::timeout;
+        failure = timeout ? 504 : 502;
         error = "reading the response head: " +
-                (rec == beast::error::timeout ? std::string("timed out") : rec.message());
+                (timeout ? std::string("timed out")
+                 : hr.ec ? hr.ec.message()
+                 : hr.status == http::HeadStatus::kTooLarge
+                     ? "longer than " + std::to_string(limits.max_header_bytes) + " bytes"
+                     : std::string("malformed"));
         upstream.reset();
-        if (reused && !request_has_body && rec != beast::error::timeout &&
-            !res_holder->got_some()) {
-          new_response_parser();
+        if (reused && !request_has_body && !timeout && !got_some) {
           ubuf.clear();
           continue;
         }
@@ -1694,22 +1845,25 @@ struct Gateway::Impl {
       log();
       co_return false;
     }
-    const auto backend_failed = [&](int failure) -> awaitable<bool> {
-      return answer_backend_failure(client, w, rec, version, limits.idle_timeout, failure,
-                                    res_holder->got_some());
-    };
-    if (failure) co_return co_await backend_failed(failure);
+    if (failure) {
+      co_return co_await answer_backend_failure(client, w, rec, version, limits.idle_timeout,
+                                                failure, got_some);
+    }
 
-    // Relay the response head and body, chunk by chunk as it arrives.
-    auto& res_p = *res_holder;
-    auto& res = res_p.get();
-    status = static_cast<int>(res.result_int());
+    // Relay the response head and body, chunk by chunk as it arrives. From here to the head's
+    // copy for the client nothing suspends: ah's views into ubuf stay good.
+    status = static_cast<int>(ah.status);
     const int upstream_status = status;
+    std::string_view reason = ah.reason;
+    // Its Connection lines: whether the upstream connection can be used again, and which of its
+    // fields go no further than this hop (RFC 9110 §7.6.1).
+    const std::string listed = connection_lines(ah.fields);
+    const bool upstream_keep_alive = answer_keeps_alive(ah.version, listed);
+    AnswerFields res_fields(ah.fields);
     if (pctx) {
       // Outbound runs on the response head; a replaced body or a local answer drops the
       // upstream's body (and its connection).
       policy::Context& ctx = *pctx;
-      BeastFields res_fields(res);
       ctx.status = status;
       ctx.response_headers = &res_fields;
       policy::Flow flow;
@@ -1725,7 +1879,7 @@ struct Gateway::Impl {
         e.section = "backend";
         e.path = "forward-request[1]";
         e.status = status;
-        e.response_message = std::string(res.reason());
+        e.response_message = std::string(reason);
         ctx.error = std::move(e);
         ctx.response_body.reset();
         flow = policy::run_section(*route->program, policy::kOnError, ctx);
@@ -1752,10 +1906,10 @@ struct Gateway::Impl {
         } else if (flow == policy::Flow::kError) {
           r = on_error(*route->program, ctx);
         } else {
-          strip_hop_by_hop(res);
           r.status = ctx.status;
           r.reason = ctx.reason;
-          for (const auto& f : res) r.headers.emplace_back(f.name_string(), f.value());
+          for (const auto& f : res_fields.list())
+            if (!hop_by_hop(f.name, listed)) r.headers.emplace_back(f.name, f.value);
           r.body = *ctx.response_body;
         }
         status = r.status;
@@ -1767,30 +1921,33 @@ struct Gateway::Impl {
         co_return keep;
       }
       if (ctx.status != status) {
-        res.result(static_cast<unsigned>(ctx.status));
         status = ctx.status;
+        reason = {};  // the new status's own phrase, unless the policy gave one
       }
-      if (!ctx.reason.empty()) res.reason(ctx.reason);
+      if (!ctx.reason.empty()) reason = ctx.reason;
       if (ctx.error) error = describe(*ctx.error);
-      add_answer_headers(ctx, res);
+      add_answer_headers(ctx, res_fields);
     }
-    const bool upstream_keep_alive = res.keep_alive();
-    const bool event_stream =
-        core::istarts_with(res[bhttp::field::content_type], "text/event-stream");
-    strip_hop_by_hop(res);
-    res.version(version);
+    const bool event_stream = core::istarts_with(
+        res_fields.first("Content-Type").value_or(std::string_view()), "text/event-stream");
     bool keep = client_keep_alive && req_p.is_done();
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
     // How the body goes to the client: decided from what the parser read, never from the fields
     // (the upstream's lines may disagree with each other, an outbound policy may have set them).
     // A body the upstream ends by closing goes to HTTP/1.1 clients chunked, so the connection
     // can stay open; HTTP/1.0 has no chunked coding: its body ends when we close.
-    bool chunked_out = !bodiless && (res_p.chunked() || !res_p.content_length());
+    // The body as the upstream frames it (RFC 9112 §6.3): a response to HEAD has a head only,
+    // whatever its Content-Length says (RFC 9110 §9.3.2).
+    const bool none_in = method == "HEAD" || upstream_status / 100 == 1 || upstream_status == 204 ||
+                         upstream_status == 304;
+    const bool chunked_in = !none_in && ah.chunked;
+    const std::optional<std::uint64_t> length_in =
+        none_in || ah.transfer_encoding ? std::nullopt : ah.content_length;
+    bool chunked_out = !bodiless && (chunked_in || !length_in);
     if (chunked_out && version < 11) {
       chunked_out = false;
       keep = false;
     }
-    res.keep_alive(keep);
     const Framing framing = bodiless      ? Framing::kNone
                             : chunked_out ? Framing::kChunked
                                           : Framing::kRaw;
@@ -1798,26 +1955,30 @@ struct Gateway::Impl {
     {
       std::string ours = "X-Request-Id: " + request_id + "\r\n";
       if (event_stream) ours += "X-Accel-Buffering: no\r\n";  // proxies in front must not buffer
+      // The client connection's own fate (the upstream's Connection lines went with its hop).
+      if (version >= 11 && !keep) ours += "Connection: close\r\n";
+      if (version < 11 && keep) ours += "Connection: keep-alive\r\n";
       if (framing == Framing::kChunked) {
         // Transfer codings other than chunked stay (they end in chunked when the parser says so).
         std::string codings;
-        if (res_p.chunked()) {
-          for (auto [it, end] = res.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
-            codings.append(codings.empty() ? "" : ", ").append(it->value());
+        if (chunked_in) {
+          for (const auto& f : res_fields.list())
+            if (name_is(f.name, "Transfer-Encoding"))
+              codings.append(codings.empty() ? "" : ", ").append(f.value);
         }
         ours.append("Transfer-Encoding: ").append(codings.empty() ? "chunked" : codings);
         ours.append("\r\n");
-      } else if (framing == Framing::kRaw && res_p.content_length()) {
-        ours.append("Content-Length: ").append(std::to_string(*res_p.content_length()));
+      } else if (framing == Framing::kRaw && length_in) {
+        ours.append("Content-Length: ").append(std::to_string(*length_in));
         ours.append("\r\n");
       }
-      const SkipField skip =
-          framing == Framing::kNone
-              ? (event_stream ? gateway_stream_head_field : gateway_response_field)
-              : (event_stream ? gateway_stream_field : gateway_body_response_field);
-      head.reserve(512);
-      append_head(head, res, skip, ours);
+      const auto skip = framing == Framing::kNone
+                            ? (event_stream ? gateway_stream_head_field : gateway_response_field)
+                            : (event_stream ? gateway_stream_field : gateway_body_response_field);
+      append_answer_head(head, version, static_cast<unsigned>(status), reason, res_fields.list(),
+                         listed, skip, ours);
     }
+    ubuf.consume(ah.size);  // the views into it are done with
     if (event_stream) rec.keep_for_stream();
     if (pctx) {
       // The request and these views of it go with this frame: what runs after (on-error, when
@@ -1827,7 +1988,6 @@ struct Gateway::Impl {
     }
     Answer& ans = answer_out.emplace();
     ans.upstream = std::move(upstream);
-    ans.res = std::move(res_holder);
     ans.ubuf = std::move(ubuf);
     ans.head = std::move(head);
     ans.pool = &pool;
@@ -1840,6 +2000,9 @@ struct Gateway::Impl {
     ans.upstream_reusable = upstream_keep_alive && upstream_status != 101;
     ans.response_timeout = response_timeout;
     ans.deadline = deadline;
+    ans.none_in = none_in;
+    ans.chunked_in = chunked_in;
+    ans.length_in = length_in;
     co_return keep;
   }
 
@@ -1851,39 +2014,24 @@ struct Gateway::Impl {
   awaitable<After> relay_answer(Stream& client, Worker& w, const config::Limits& limits,
                                 beast::flat_buffer& cbuf, Record& rec, Answer& a,
                                 std::shared_ptr<StreamRelay> park = nullptr) {
-    auto& res_p = *a.res;
     const bool event_stream = a.event_stream;
-    const auto length = res_p.content_length();
-    if (!event_stream && a.framing == Framing::kRaw && length && *length <= kRelayBuffer &&
-        a.ubuf.size() >= *length) {
+    const auto length = a.length_in;
+    if (!event_stream && a.framing == Framing::kRaw && length && a.ubuf.size() >= *length) {
       // The common answer — small, and here whole with its head (a JSON reply): one write, no
-      // relay loop.
-      RelayBuffer relay(w.buffers);
-      auto& body = res_p.get().body();
-      body.data = relay.get();
-      body.size = kRelayBuffer;
-      boost::system::error_code pec;
-      while (!res_p.is_done()) {
-        const std::size_t used = res_p.put(a.ubuf.data(), pec);
-        a.ubuf.consume(used);
-        if (pec || used == 0) break;
-      }
-      if (!res_p.is_done()) {  // what the upstream sent does not parse as its body
-        rec.error = "reading the response body: " + (pec ? pec.message() : "incomplete");
-        a.upstream.reset();
-        co_return after(co_await answer_backend_failure(client, w, rec, a.version,
-                                                        limits.idle_timeout, 502, true));
-      }
+      // relay loop, no body parser.
       const std::array<asio::const_buffer, 2> bufs{
-          asio::buffer(a.head), asio::buffer(relay.get(), kRelayBuffer - body.size)};
+          asio::buffer(a.head),
+          asio::buffer(a.ubuf.data().data(), static_cast<std::size_t>(*length))};
       arm(client, limits.idle_timeout, a.deadline);
       auto [wec, wn] = co_await asio::async_write(client, bufs, kTuple);
       rec.bytes_out += wn;
       log_exchange(w, rec);
       if (wec) co_return After::kClose;
-      if (a.upstream_reusable) release(*a.pool, std::move(*a.upstream));
+      // An upstream that sent more than its answer is not asked again.
+      if (a.upstream_reusable && a.ubuf.size() == *length) release(*a.pool, std::move(*a.upstream));
       co_return after(a.keep);
     }
+    auto& res_p = a.parser();
     // The head goes with the first body bytes when they are already here (a small answer: one
     // write); otherwise at once — an event stream's client learns its stream is open before
     // the first event, and a slow body's client sees the head before the body.
@@ -1914,7 +2062,6 @@ struct Gateway::Impl {
   template <class Stream>
   void start_relay(Stream& client, Worker& w, const config::Limits& limits,
                    const beast::flat_buffer& cbuf, Record& rec, Answer& a, Relaying& r) {
-    auto& res_p = *a.res;
     const bool event_stream = a.event_stream;
     RelayOptions& ro = r.ro;
     // While an event stream is relayed, the upstream may be silent for long: no read timeout and
@@ -1932,8 +2079,7 @@ struct Gateway::Impl {
       r.watch = std::make_shared<ClientWatch>();
       r.watch->upstream = &*a.upstream;
       watch_client(beast::get_lowest_layer(client).socket(), r.watch);
-      if (api.sse_keepalive.count() > 0 && !a.bodiless &&
-          (a.chunked_out || !res_p.content_length())) {
+      if (api.sse_keepalive.count() > 0 && !a.bodiless && (a.chunked_out || !a.length_in)) {
         r.heartbeat = std::make_shared<Heartbeat>(w.ioc);
         r.heartbeat->chunked = a.chunked_out;
         ro.heartbeat = r.heartbeat.get();
@@ -1978,12 +2124,12 @@ struct Gateway::Impl {
         a.upstream.reset();
         co_return after(co_await answer_backend_failure(
             client, w, rec, a.version, limits.idle_timeout,
-            relayed.ec == beast::error::timeout ? 504 : 502, a.res->got_some()));
+            relayed.ec == beast::error::timeout ? 504 : 502, a.parser().got_some()));
       }
     }
     log_exchange(w, rec);
     if (relayed.ec) co_return After::kClose;  // the head is out: all we can do is close
-    if (a.upstream_reusable && a.res->is_done()) release(*a.pool, std::move(*a.upstream));
+    if (a.upstream_reusable && a.parser().is_done()) release(*a.pool, std::move(*a.upstream));
     co_return after(a.keep);
   }
 
@@ -2007,7 +2153,7 @@ struct Gateway::Impl {
     const auto& limits = s->view->rt->limits;
     RelayResult relayed{waited, true};
     if (!waited) {
-      relayed = co_await relay_body(*a.upstream, a.ubuf, *a.res, s->conn->stream, {}, a.framing,
+      relayed = co_await relay_body(*a.upstream, a.ubuf, a.parser(), s->conn->stream, {}, a.framing,
                                     r.relay, r.ro);
     }
     if (relayed.parked) {

@@ -152,6 +152,31 @@ workers: 2
         self.assertEqual(r.json(), {"statusCode": 502,
                                     "message": "Bad gateway: the backend sent an invalid response"})
 
+    def test_answer_heads_are_read_to_the_letter(self):
+        r = self.get("/api/length-list")  # "Content-Length: 5, 5" is one length
+        self.assertEqual((r.status_code, r.content), (200, b"hello"))
+        self.assertEqual(r.headers["Content-Length"], "5")
+        r = self.get("/api/no-reason")  # no reason phrase: the status's own is sent
+        self.assertEqual((r.status_code, r.reason, r.content), (200, "OK", b"ok"))
+        # Framing that could be read two ways, or a head over limits.max_header_bytes: 502.
+        for bad in ("length-clash", "two-framings", "big-head"):
+            r = self.get(f"/api/{bad}")
+            self.assertEqual(r.status_code, 502, bad)
+            self.assertEqual(r.json()["message"], "Bad gateway: the backend sent an invalid response")
+
+    def test_an_upstream_that_sent_past_its_answer_is_not_used_again(self):
+        with requests.Session() as s:  # one client connection: one worker, one pool
+            for path in ("/api/json", "/api/overlong", "/api/json"):
+                r = s.get(self.gw.url + path, timeout=30)
+                self.assertEqual(r.status_code, 200, path)
+            self.assertEqual(r.content[:1], b"{")
+            last = self.up.requests[-1]
+            overlong = next(x for x in reversed(self.up.requests) if x["path"].endswith("/overlong"))
+            self.assertNotEqual(last["peer"], overlong["peer"])
+            # The same check's other half: a clean answer's connection is used again.
+            r = s.get(self.gw.url + "/api/json", timeout=30)
+            self.assertEqual(self.up.requests[-1]["peer"], last["peer"])
+
     def test_transfer_codings_other_than_chunked_alone_are_refused(self):
         for codings in (b"Transfer-Encoding: gzip\r\n",
                         b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n"):
@@ -643,6 +668,7 @@ class GatewayPolicies(unittest.TestCase):
   </on-error>
 </policies>""",
             "mock.xml": """<policies><inbound><mock-response status-code="418" content-type="text/plain"/></inbound></policies>""",
+            "status.xml": """<policies><outbound><set-status code="404"/></outbound></policies>""",
         }
         for name, text in files.items():
             with open(os.path.join(cls.dir.name, name), "w") as f:
@@ -650,7 +676,7 @@ class GatewayPolicies(unittest.TestCase):
         apis = "\n".join(
             f"  - {{name: {n}, path: /{n}, backend: fake, strip_prefix: true, policy: {os.path.join(cls.dir.name, n + '.xml')}}}"
             for n in ("after", "before", "alone", "gate", "deny", "ipallow", "ipforbid", "timeout", "replace",
-                      "local", "onerror", "mock"))
+                      "local", "onerror", "mock", "status"))
         cls.gw = Gateway(f"""
 listeners: [{{port: 0}}]
 named_values: {{tenant: contoso}}
@@ -690,6 +716,11 @@ apis:
         self.assertNotIn("X-Upstream", r.headers)
         self.assertEqual(r.json()["path"], "/echo-path?v=2&keep=1&tenant=contoso")
         self.assertNotIn("WWW-Authenticate", r.headers)
+
+    def test_a_status_set_without_a_reason_gets_its_own(self):
+        r = self.get("/status/json")  # the upstream said 200 OK; outbound made it a 404
+        self.assertEqual((r.status_code, r.reason), (404, "Not Found"))
+        self.assertEqual(r.json()["path"], "/json")  # the upstream's body, relayed
 
     def test_return_response_stops_the_pipeline(self):  # case 43
         before = len(self.up.requests)

@@ -11,6 +11,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 
+RAW_ANSWERS = {
+    # One value repeated in a list (RFC 9110 §8.6 lets it be read as one), then lists that differ.
+    "length-list": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5, 5\r\n\r\nhello",
+    "length-clash": b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!",
+    "two-framings": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n0\r\n\r\n",
+    "big-head": b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 9000 + b"\r\nContent-Length: 2\r\n\r\nok",
+    "no-reason": b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok",
+    # Bytes past the answer's length: the connection is not used again (they would be read as
+    # the next answer's).
+    "overlong": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+}
+
+
 class FakeUpstream:
     def __init__(self, tls=None):
         """tls: (cert_file, key_file) to serve HTTPS; the SNI names clients sent go to self.sni."""
@@ -61,7 +75,8 @@ class FakeUpstream:
                 url = urlsplit(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 body = self.body()
-                record = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                record = {"method": self.command, "path": self.path, "peer": self.client_address[1],
+                          "headers": dict(self.headers.items()),
                           "header_list": list(self.headers.items()), "body_len": len(body)}
                 with upstream.lock:
                     upstream.requests.append(record)
@@ -195,6 +210,11 @@ class FakeUpstream:
                     self.wfile.write(b"this is not HTTP\r\n\r\n")
                     self.wfile.flush()
                     self.close_connection = True
+                elif name in RAW_ANSWERS:
+                    # An answer written as it stands (framing the gateway must read, or refuse).
+                    self.wfile.write(RAW_ANSWERS[name])
+                    self.wfile.flush()
+                    self.close_connection = name != "overlong"
                 elif name.isdigit():
                     self.send_json(int(name), {"status": int(name)})
                 else:

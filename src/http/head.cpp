@@ -1,4 +1,4 @@
-#include "http/request_head.hpp"
+#include "http/head.hpp"
 
 #include <array>
 #include <cstring>
@@ -86,6 +86,73 @@ std::optional<bool> last_coding_chunked(std::string_view value) {
   return last;
 }
 
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// "HTTP/" DIGIT "." DIGIT at p (8 bytes there).
+bool http_version(const char* p) {
+  return std::memcmp(p, "HTTP/", 5) == 0 && digit(p[5]) && p[6] == '.' && digit(p[7]);
+}
+
+// A Content-Length value; with `lists`, also a list of one value repeated ("5, 5").
+std::optional<std::uint64_t> length_value(std::string_view value, bool lists) {
+  if (!lists || value.find(',') == std::string_view::npos) return decimal(value);
+  std::optional<std::uint64_t> length;
+  while (true) {
+    const auto comma = value.find(',');
+    const auto n = decimal(core::trim(value.substr(0, comma)));
+    if (!n || (length && *length != *n)) return std::nullopt;
+    length = n;
+    if (comma == std::string_view::npos) return length;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+// *( field-line CRLF ) CRLF, from p to e (one past the head's last LF), into `fields`, and what
+// the lines say of the body's framing.
+struct FieldLines {
+  std::vector<HeadField>& fields;
+  bool length_lists;  // Content-Length "5, 5" read as 5 (responses)
+  bool transfer_encoding = false;
+  bool chunked = false;
+  std::optional<std::uint64_t> content_length;
+  int hosts = 0;
+
+  bool parse(const char* p, const char* const e) {
+    for (;;) {
+      if (p >= e) return false;
+      if (*p == '\r') return p + 2 == e && p[1] == '\n';
+      const char* const n = p;
+      while (token_char(*p)) ++p;
+      // An empty name is also where obs-fold (a line starting with SP or HTAB) lands: refused,
+      // as RFC 9112 §5.2 allows; so is a space before the colon (§5.1 requires it).
+      if (p == n || *p != ':') return false;
+      const std::string_view name(n, static_cast<std::size_t>(p - n));
+      ++p;
+      while (is_ows(*p)) ++p;
+      const char* const v = p;
+      p = first_control(p, e);
+      if (p + 1 >= e || p[0] != '\r' || p[1] != '\n') return false;
+      const char* ve = p;
+      while (ve > v && is_ows(ve[-1])) --ve;
+      const std::string_view value(v, static_cast<std::size_t>(ve - v));
+      p += 2;
+      fields.push_back({name, value});
+
+      if (name.size() == 14 && core::iequals(name, "content-length")) {
+        // Repeated lines must agree (RFC 9110 §8.6).
+        const auto length = length_value(value, length_lists);
+        if (!length || (content_length && *content_length != *length)) return false;
+        content_length = length;
+      } else if (name.size() == 17 && core::iequals(name, "transfer-encoding")) {
+        transfer_encoding = true;
+        if (const auto last = last_coding_chunked(value)) chunked = *last;
+      } else if (name.size() == 4 && core::iequals(name, "host")) {
+        ++hosts;
+      }
+    }
+  }
+};
+
 }  // namespace
 
 std::size_t find_head_end(std::string_view data, std::size_t from) {
@@ -132,56 +199,63 @@ HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestH
   if (p == t || *p != ' ') return HeadStatus::kBad;
   out.target = std::string_view(t, static_cast<std::size_t>(p - t));
   ++p;
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (e - p < 10 || std::memcmp(p, "HTTP/", 5) != 0 || !digit(p[5]) || p[6] != '.' ||
-      !digit(p[7]) || p[8] != '\r' || p[9] != '\n')
-    return HeadStatus::kBad;
+  if (e - p < 10 || !http_version(p) || p[8] != '\r' || p[9] != '\n') return HeadStatus::kBad;
   if (p[5] != '1') return HeadStatus::kBadVersion;
   out.version = p[7] == '0' ? 10 : 11;
   p += 10;
 
-  // *( field-line CRLF ) CRLF
-  int hosts = 0;
-  for (;;) {
-    if (p >= e) return HeadStatus::kBad;
-    if (*p == '\r') {
-      if (p + 2 == e && p[1] == '\n') break;
-      return HeadStatus::kBad;
-    }
-    const char* const n = p;
-    while (token_char(*p)) ++p;
-    // An empty name is also where obs-fold (a line starting with SP or HTAB) lands: refused,
-    // as RFC 9112 §5.2 allows; so is a space before the colon (§5.1 requires it).
-    if (p == n || *p != ':') return HeadStatus::kBad;
-    const std::string_view name(n, static_cast<std::size_t>(p - n));
-    ++p;
-    while (is_ows(*p)) ++p;
-    const char* const v = p;
-    p = first_control(p, e);
-    if (p + 1 >= e || p[0] != '\r' || p[1] != '\n') return HeadStatus::kBad;
-    const char* ve = p;
-    while (ve > v && is_ows(ve[-1])) --ve;
-    const std::string_view value(v, static_cast<std::size_t>(ve - v));
-    p += 2;
-    out.fields.push_back({name, value});
-
-    if (name.size() == 14 && core::iequals(name, "content-length")) {
-      // Repeated lines must agree (RFC 9110 §8.6); a list in one line is refused.
-      const auto length = decimal(value);
-      if (!length || (out.content_length && *out.content_length != *length))
-        return HeadStatus::kBad;
-      out.content_length = length;
-    } else if (name.size() == 17 && core::iequals(name, "transfer-encoding")) {
-      out.transfer_encoding = true;
-      if (const auto last = last_coding_chunked(value)) out.chunked = *last;
-    } else if (name.size() == 4 && core::iequals(name, "host")) {
-      ++hosts;
-    }
-  }
+  FieldLines lines{out.fields, /*length_lists=*/false};
+  if (!lines.parse(p, e)) return HeadStatus::kBad;
+  out.transfer_encoding = lines.transfer_encoding;
+  out.chunked = lines.chunked;
+  out.content_length = lines.content_length;
   // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host line; none has two.
-  if (hosts > 1 || (hosts == 0 && out.version == 11)) return HeadStatus::kBad;
+  if (lines.hosts > 1 || (lines.hosts == 0 && out.version == 11)) return HeadStatus::kBad;
   // RFC 9112 §6.1: Transfer-Encoding with Content-Length may be refused (and is: two framings,
   // two answers for where the body ends); in HTTP/1.0 its framing is faulty.
+  if (out.transfer_encoding && (out.content_length || out.version == 10)) return HeadStatus::kBad;
+  out.size = end;
+  return HeadStatus::kComplete;
+}
+
+HeadStatus parse_response_head(std::string_view data, std::size_t limit, ResponseHead& out,
+                               std::size_t searched) {
+  out.fields.clear();
+  out.transfer_encoding = false;
+  out.chunked = false;
+  out.content_length.reset();
+  out.size = 0;
+  const std::size_t end = find_head_end(data, searched);
+  if (end == 0) return data.size() >= limit ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
+  if (end > limit) return HeadStatus::kTooLarge;
+  const char* p = data.data();
+  const char* const e = p + end;
+
+  // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF; a missing SP before an
+  // empty reason is read as if it were there (RFC 9112 §4 asks recipients to accept an empty
+  // reason, and nothing about where the message ends hangs on it).
+  if (e - p < 14 || !http_version(p) || p[8] != ' ') return HeadStatus::kBad;
+  if (p[5] != '1') return HeadStatus::kBadVersion;
+  out.version = p[7] == '0' ? 10 : 11;
+  p += 9;
+  if (!digit(p[0]) || !digit(p[1]) || !digit(p[2]) || p[0] == '0') return HeadStatus::kBad;
+  out.status = static_cast<unsigned>((p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0'));
+  p += 3;
+  if (*p == ' ') ++p;
+  const char* const r = p;
+  p = first_control(p, e);
+  if (p + 1 >= e || p[0] != '\r' || p[1] != '\n' || (p > r && r[-1] != ' '))
+    return HeadStatus::kBad;
+  out.reason = std::string_view(r, static_cast<std::size_t>(p - r));
+  p += 2;
+
+  FieldLines lines{out.fields, /*length_lists=*/true};
+  if (!lines.parse(p, e)) return HeadStatus::kBad;
+  out.transfer_encoding = lines.transfer_encoding;
+  out.chunked = lines.chunked;
+  out.content_length = lines.content_length;
+  // Two framings (RFC 9112 §6.3 asks to treat this as an error), or Transfer-Encoding in an
+  // HTTP/1.0 answer (§6.1: faulty framing).
   if (out.transfer_encoding && (out.content_length || out.version == 10)) return HeadStatus::kBad;
   out.size = end;
   return HeadStatus::kComplete;

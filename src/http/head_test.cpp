@@ -1,4 +1,4 @@
-#include "http/request_head.hpp"
+#include "http/head.hpp"
 
 #include <gtest/gtest.h>
 
@@ -153,6 +153,89 @@ TEST(RequestHead, HeadEndIsFoundAcrossReads) {
   EXPECT_EQ(leading_empty_lines("\r\nGET"), 2u);
   EXPECT_EQ(leading_empty_lines("GET"), 0u);
   EXPECT_EQ(leading_empty_lines("\r"), 0u);
+}
+
+HeadStatus parse(std::string_view data, ResponseHead& head, std::size_t limit = 8192) {
+  return parse_response_head(data, limit, head);
+}
+
+TEST(ResponseHead, ParsesStatusFieldsAndFraming) {
+  const std::string data =
+      "HTTP/1.1 201 Created Here\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+      "Set-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n{}";
+  ResponseHead h;
+  ASSERT_EQ(parse(data, h), HeadStatus::kComplete);
+  EXPECT_EQ(h.version, 11u);
+  EXPECT_EQ(h.status, 201u);
+  EXPECT_EQ(h.reason, "Created Here");
+  ASSERT_EQ(h.fields.size(), 4u);
+  EXPECT_EQ(h.fields[3].name, "Set-Cookie");
+  EXPECT_EQ(h.fields[3].value, "b=2");
+  EXPECT_EQ(h.content_length, 2u);
+  EXPECT_FALSE(h.transfer_encoding);
+  EXPECT_EQ(data.substr(h.size), "{}");
+
+  ASSERT_EQ(parse("HTTP/1.0 200 OK\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(h.version, 10u);
+  EXPECT_FALSE(h.content_length);  // a body that ends at close
+  ASSERT_EQ(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", h),
+            HeadStatus::kComplete);
+  EXPECT_TRUE(h.chunked);
+  ASSERT_EQ(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_TRUE(h.transfer_encoding);
+  EXPECT_FALSE(h.chunked);  // read until close
+}
+
+TEST(ResponseHead, ReasonMayBeEmptyOrMissing) {
+  ResponseHead h;
+  ASSERT_EQ(parse("HTTP/1.1 204 \r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(h.status, 204u);
+  EXPECT_EQ(h.reason, "");
+  ASSERT_EQ(parse("HTTP/1.1 404\r\nX: y\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(h.status, 404u);
+  EXPECT_EQ(h.reason, "");
+  EXPECT_EQ(h.fields.at(0).value, "y");
+  ASSERT_EQ(parse("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", h), HeadStatus::kComplete);
+  EXPECT_EQ(h.status, 103u);
+}
+
+TEST(ResponseHead, ContentLengthListsOfOneValue) {
+  ResponseHead h;
+  ASSERT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n", h),
+            HeadStatus::kComplete);
+  EXPECT_EQ(h.content_length, 5u);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n", h), HeadStatus::kBad);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 5,\r\n\r\n", h), HeadStatus::kBad);
+  // Requests take no lists at all.
+  RequestHead q;
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", q),
+            HeadStatus::kBad);
+}
+
+TEST(ResponseHead, RefusesWhatCouldEndTwoWays) {
+  ResponseHead h;
+  for (const char* bad : {
+           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+           "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+           "HTTP/1.1 200 OK\nX: a\n\n",
+           "HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
+           "HTTP/1.1 200OK\r\n\r\n",
+           "HTTP/1.1 2000 OK\r\n\r\n",
+           "HTTP/1.1 20 OK\r\n\r\n",
+           "HTTP/1.1 099 OK\r\n\r\n",
+           "HTTP/1.1 200 O\x7fK\r\n\r\n",
+           "HTTP/1.1  200 OK\r\n\r\n",
+           "HTTX/1.1 200 OK\r\n\r\n",
+       }) {
+    EXPECT_EQ(parse(bad, h), HeadStatus::kBad) << bad;
+  }
+  EXPECT_EQ(parse("HTTP/2.0 200 OK\r\n\r\n", h), HeadStatus::kBadVersion);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nX: a\r\n", h), HeadStatus::kIncomplete);
+  EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nX: aaaa\r\n\r\n", h, 20), HeadStatus::kTooLarge);
 }
 
 }  // namespace
