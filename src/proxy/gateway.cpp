@@ -57,42 +57,6 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-// RFC 9110 §7.6.1: fields that describe one connection, not the message — the fixed ones, and
-// those the Connection field names (except the framing fields, which the relay handles). One
-// pass over the fields.
-void strip_hop_by_hop(bhttp::fields& f) {
-  std::string listed;  // every Connection line, joined (copied: the fields themselves go)
-  for (auto [it, end] = f.equal_range(bhttp::field::connection); it != end; ++it)
-    listed.append(listed.empty() ? "" : ",").append(it->value());
-  for (auto it = f.begin(); it != f.end();) {
-    bool hop = false;
-    switch (it->name()) {
-      case bhttp::field::connection:
-      case bhttp::field::keep_alive:
-      case bhttp::field::proxy_connection:
-      case bhttp::field::te:
-      case bhttp::field::upgrade:
-      case bhttp::field::trailer:
-      case bhttp::field::expect:
-        hop = true;
-        break;
-      case bhttp::field::transfer_encoding:
-      case bhttp::field::content_length:
-        break;
-      default:
-        if (!listed.empty()) {
-          for (auto part : core::split(listed, ",")) {
-            if (core::iequals(core::trim(part), it->name_string())) {
-              hop = true;
-              break;
-            }
-          }
-        }
-    }
-    it = hop ? f.erase(it) : std::next(it);
-  }
-}
-
 // 32 hex digits: 64 random bits drawn once per worker, then a counter. Unique per process and
 // cheap: a CSPRNG call per request costs more than the rest of the request's bookkeeping.
 std::string new_request_id() {
@@ -343,61 +307,22 @@ enum class Framing { kNone, kRaw, kChunked };
 
 // A message head as it goes on the wire: start line, fields, empty line. Written by hand rather
 // than by Beast's serializer, so a head and the first bytes of its body leave in one write.
-// `skip` names fields the gateway writes itself (ours replace the message's own copies); the
-// head ends after `extra` (whole lines, CRLF included).
-using SkipField = bool (*)(const bhttp::fields::value_type&);
-void append_fields(std::string& out, const bhttp::fields& fields, SkipField skip,
-                   std::string_view extra) {
-  for (const auto& f : fields) {
-    if (skip && skip(f)) continue;
-    out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
-  }
-  out.append(extra).append("\r\n");
-}
 void append_version(std::string& out, unsigned version) {
-  out.append("HTTP/");
+  out.append("HTTP/", 5);
   out.push_back(static_cast<char>('0' + version / 10 % 10));
   out.push_back('.');
   out.push_back(static_cast<char>('0' + version % 10));
-}
-// Bytes the fields take on the wire (an upper bound when some are skipped).
-std::size_t fields_size(const bhttp::fields& fields) {
-  std::size_t size = 2;
-  for (const auto& f : fields) size += f.name_string().size() + f.value().size() + 4;
-  return size;
-}
-void append_head(std::string& out, const bhttp::request_header<>& req, SkipField skip = nullptr,
-                 std::string_view lead = {}, std::string_view extra = {}) {
-  // One allocation, whatever the fields hold (a bearer token is most of them).
-  out.reserve(out.size() + req.method_string().size() + req.target().size() + 12 + lead.size() +
-              fields_size(req) + extra.size());
-  out.append(req.method_string()).append(" ").append(req.target()).append(" ");
-  append_version(out, req.version());
-  out.append("\r\n").append(lead);
-  append_fields(out, req, skip, extra);
-}
-bool named(const bhttp::fields::value_type& f, std::string_view name) {
-  return f.name_string().size() == name.size() && core::iequals(f.name_string(), name);
-}
-bool framing_field(const bhttp::fields::value_type& f) {
-  return f.name() == bhttp::field::transfer_encoding || f.name() == bhttp::field::content_length;
-}
-// The upstream request: Host, X-Request-Id and X-Forwarded-* are the gateway's, and so is the
-// framing line (the relay decides how the body goes, from what the parser read).
-bool gateway_request_field(const bhttp::fields::value_type& f) {
-  return f.name() == bhttp::field::host || framing_field(f) || named(f, "X-Request-Id") ||
-         named(f, "X-Forwarded-For") || named(f, "X-Forwarded-Proto");
 }
 bool name_is(std::string_view name, std::string_view want) {
   return name.size() == want.size() && core::iequals(name, want);
 }
 
-// The fields of an upstream's answer as the policy engine and the relay see them: views into its
-// head as it arrived (good until the upstream connection is read again), and the lines a policy
-// added, held here. Nothing is copied unless a policy adds a line.
-class AnswerFields final : public policy::HeaderMap {
+// A message's fields as the policy engine and the proxy see them: views into its head as it
+// arrived (an answer's: good until its upstream is read again; a request's: into its copy), and
+// the lines a policy added, held here. Nothing is copied unless a policy adds a line.
+class ViewFields final : public policy::HeaderMap {
  public:
-  explicit AnswerFields(std::vector<http::HeadField>& fields) : f_(fields) {}
+  explicit ViewFields(std::vector<http::HeadField>& fields) : f_(fields) {}
   std::vector<std::string> values(std::string_view name) const override {
     std::vector<std::string> out;
     for (const auto& x : f_)
@@ -472,9 +397,9 @@ std::string connection_lines(const std::vector<http::HeadField>& fields) {
   return listed;
 }
 
-// Whether an answer lets its connection be used again (RFC 9112 §9.3): HTTP/1.1 unless it says
+// Whether a message lets its connection be used again (RFC 9112 §9.3): HTTP/1.1 unless it says
 // close, HTTP/1.0 only when it says keep-alive.
-bool answer_keeps_alive(unsigned version, std::string_view listed) {
+bool keeps_alive(unsigned version, std::string_view listed) {
   return !lists_token(listed, "close") && (version >= 11 || lists_token(listed, "keep-alive"));
 }
 
@@ -492,6 +417,38 @@ bool gateway_stream_field(std::string_view n) {
 }
 bool gateway_stream_head_field(std::string_view n) {  // HEAD of a stream
   return name_is(n, "X-Request-Id") || name_is(n, "X-Accel-Buffering");
+}
+
+// The upstream request: Host, X-Request-Id and X-Forwarded-* are the gateway's, and so is the
+// framing line (the relay decides how the body goes, from what the parser read).
+bool gateway_request_field(std::string_view n) {
+  return name_is(n, "Host") || framing_name(n) || name_is(n, "X-Request-Id") ||
+         name_is(n, "X-Forwarded-For") || name_is(n, "X-Forwarded-Proto");
+}
+
+// The upstream request's head: HTTP/1.1 (keep-alive is its default: no Connection line), the
+// client's fields but hop-by-hop ones (`listed`: its Connection lines) and the gateway's own;
+// `lead` (the Host line) first and `extra` last, whole lines.
+void append_request_head(std::string& out, std::string_view method, std::string_view target,
+                         const std::vector<http::HeadField>& fields, std::string_view listed,
+                         std::string_view lead, std::string_view extra) {
+  // One allocation, whatever the fields hold (a bearer token is most of them).
+  std::size_t size = method.size() + target.size() + 13 + lead.size() + extra.size() + 2;
+  for (const auto& f : fields) size += f.name.size() + f.value.size() + 4;
+  out.reserve(out.size() + size);
+  out.append(method).append(" ", 1).append(target).append(" HTTP/1.1\r\n", 11).append(lead);
+  for (const auto& f : fields) {
+    if (gateway_request_field(f.name) || hop_by_hop(f.name, listed)) continue;
+    out.append(f.name).append(": ", 2).append(f.value).append("\r\n", 2);
+  }
+  out.append(extra).append("\r\n", 2);
+}
+
+// A field's first value, or empty.
+std::string_view first_value(const std::vector<http::HeadField>& fields, std::string_view name) {
+  for (const auto& f : fields)
+    if (name_is(f.name, name)) return f.value;
+  return {};
 }
 
 // An answer's head for the client: the client's HTTP version, the status, the upstream's fields
@@ -700,54 +657,6 @@ std::string describe(const policy::LastError& e) {
   if (e.log_message && !e.message.empty()) out += ": " + e.message;
   return out;
 }
-
-// A field by one pass over the fields, in arrival order (nullptr if none): a request has a
-// dozen, and Beast's own lookup walks a tree comparing names case-insensitively.
-const bhttp::fields::value_type* find_field(const bhttp::fields& f, std::string_view name) {
-  for (const auto& x : f) {
-    const auto n = x.name_string();
-    if (n.size() == name.size() && core::iequals(std::string_view(n.data(), n.size()), name))
-      return &x;
-  }
-  return nullptr;
-}
-
-std::string_view value_of(const bhttp::fields::value_type& x) {
-  return std::string_view(x.value().data(), x.value().size());
-}
-
-// A field's first value, or empty.
-std::string_view first_value(const bhttp::fields& f, std::string_view name) {
-  const auto* x = find_field(f, name);
-  return x ? value_of(*x) : std::string_view();
-}
-
-std::string_view first_value(const bhttp::fields& f, bhttp::field name) {
-  for (const auto& x : f)
-    if (x.name() == name) return value_of(x);
-  return {};
-}
-
-// The policy engine's view of a Beast message's fields.
-class BeastFields final : public policy::HeaderMap {
- public:
-  explicit BeastFields(bhttp::fields& f) : f_(f) {}
-  std::vector<std::string> values(std::string_view name) const override {
-    std::vector<std::string> out;
-    for (auto [it, end] = f_.equal_range(name); it != end; ++it) out.emplace_back(it->value());
-    return out;
-  }
-  std::optional<std::string_view> first(std::string_view name) const override {
-    const auto* x = find_field(f_, name);
-    if (!x) return std::nullopt;
-    return value_of(*x);
-  }
-  void erase(std::string_view name) override { f_.erase(name); }
-  void add(std::string_view name, std::string_view value) override { f_.insert(name, value); }
-
- private:
-  bhttp::fields& f_;
-};
 
 // The answer to a connection beyond limits.max_connections_per_worker, written within a second.
 awaitable<void> refuse_connection(tcp::socket socket) {
@@ -1263,11 +1172,10 @@ struct Gateway::Impl {
     }
   }
 
-  // Beast's parser reads the body (Content-Length or chunked, with its limit): primed with a head
-  // that holds only the framing, its message then takes the real head. `ec`: body_limit when the
-  // Content-Length is over it.
-  static void load_request(bhttp::request_parser<bhttp::buffer_body>& req_p,
-                           const http::RequestHead& head, boost::system::error_code& ec) {
+  // Beast's parser reads the body (Content-Length or chunked, with its limit), primed with a head
+  // that holds only the framing. `ec`: body_limit when the Content-Length is over it.
+  static void prime_request_parser(bhttp::request_parser<bhttp::buffer_body>& req_p,
+                                   const http::RequestHead& head, boost::system::error_code& ec) {
     char framing[96];
     std::string_view prime = "GET / HTTP/1.1\r\n\r\n";
     if (head.chunked) {
@@ -1280,14 +1188,32 @@ struct Gateway::Impl {
     }
     req_p.eager(false);
     req_p.put(asio::buffer(prime.data(), prime.size()), ec);
-    if (ec) return;
-    auto& req = req_p.get();
-    req.clear();
-    req.method_string(head.method);
-    req.target(head.target);
-    req.version(head.version);
-    for (const auto& f : head.fields) req.insert(f.name, f.value);
   }
+
+  // A request's head for as long as its exchange runs: its bytes, copied out of the connection's
+  // buffer (which the body and the next request reuse), and its parse as views into them.
+  struct RequestCopy {
+    std::string bytes;
+    http::RequestHead head;
+    // `parsed`: views into `data`, which starts with the head.
+    RequestCopy(const http::RequestHead& parsed, std::string_view data)
+        : bytes(data.substr(0, parsed.size)) {
+      const auto rebase = [&](std::string_view v) {
+        return std::string_view(bytes.data() + (v.data() - data.data()), v.size());
+      };
+      head.method = rebase(parsed.method);
+      head.target = rebase(parsed.target);
+      head.version = parsed.version;
+      head.size = parsed.size;
+      head.transfer_encoding = parsed.transfer_encoding;
+      head.chunked = parsed.chunked;
+      head.content_length = parsed.content_length;
+      head.fields.reserve(parsed.fields.size());
+      for (const auto& f : parsed.fields) head.fields.push_back({rebase(f.name), rebase(f.value)});
+    }
+    RequestCopy(const RequestCopy&) = delete;
+    RequestCopy& operator=(const RequestCopy&) = delete;
+  };
 
   // The answer to a head that could not be read; the connection then closes. A client that
   // went away or was too slow gets nothing.
@@ -1320,6 +1246,7 @@ struct Gateway::Impl {
     // request); its parser is on the heap and goes before the answer is relayed: an event
     // stream keeps neither its request fields (a bearer token among them) nor their room.
     std::unique_ptr<bhttp::request_parser<bhttp::buffer_body>> request;
+    std::optional<RequestCopy> head;
     std::optional<Record> rec;
     std::optional<Answer> answer;
     for (bool first = fresh;; first = false) {
@@ -1342,19 +1269,23 @@ struct Gateway::Impl {
       // stream's connection then keeps none of their state while it is open.
       HeadRead got = co_await read_request_head(client, cbuf, w.head, limits.max_header_bytes);
       if (got.status == http::HeadStatus::kComplete) {
-        load_request(req_p, w.head, got.ec);
+        prime_request_parser(req_p, w.head, got.ec);
+        head.emplace(w.head,
+                     std::string_view(static_cast<const char*>(cbuf.data().data()), cbuf.size()));
         cbuf.consume(w.head.size);
       }
       w.head.fields.clear();
       if (got.status != http::HeadStatus::kComplete || got.ec) {
+        head.reset();
         co_await refuse_head(client, got, limits.idle_timeout);
         co_return;
       }
       view = w.view;  // the newest snapshot for this request, kept until it ends
       rec.emplace(in_flight);
       rec->remote = &remote;
-      bool keep = co_await exchange(client, w, *view, req_p, cbuf, tls, *rec, answer);
+      bool keep = co_await exchange(client, w, *view, *head, req_p, cbuf, tls, *rec, answer);
       request.reset();
+      head.reset();
       if (answer) {
         // An event stream's client sends nothing more: its read buffer goes (a stream that is
         // not parked keeps this frame for as long as it is open).
@@ -1466,7 +1397,7 @@ struct Gateway::Impl {
   // One request: route, check, forward. False when the connection must close. An upstream's
   // answer leaves in `answer` for relay_answer, once this frame is gone.
   template <class Stream>
-  awaitable<bool> exchange(Stream& client, Worker& w, const View& view,
+  awaitable<bool> exchange(Stream& client, Worker& w, const View& view, RequestCopy& rq,
                            bhttp::request_parser<bhttp::buffer_body>& req_p,
                            beast::flat_buffer& cbuf, bool tls, Record& rec,
                            std::optional<Answer>& answer_out) {
@@ -1475,19 +1406,20 @@ struct Gateway::Impl {
     const auto& limits = rt.limits;
     const auto& started = rec.started;
     RelayBuffer relay(w.buffers);  // a request body passes through it, one read at a time
-    auto& req = req_p.get();
+    const std::vector<http::HeadField>& fields = rq.head.fields;  // as the client sent them
     std::string& request_id = rec.request_id;
-    if (auto id = first_value(req, "X-Request-Id"); acceptable_request_id(id)) {
+    if (auto id = first_value(fields, "X-Request-Id"); acceptable_request_id(id)) {
       request_id = std::string(id);
     } else {
       request_id = new_request_id();
     }
-    const unsigned version = req.version();
-    const bool client_keep_alive = req.keep_alive() && !stopping.load();
-    rec.target = std::string(req.target());
+    const unsigned version = rq.head.version;
+    const bool client_keep_alive =
+        keeps_alive(version, connection_lines(fields)) && !stopping.load();
+    rec.target = std::string(rq.head.target);
     const std::string& target = rec.target;
     const std::string_view path = std::string_view(target).substr(0, target.find('?'));
-    rec.method = std::string(req.method_string());
+    rec.method = std::string(rq.head.method);
     const std::string& method = rec.method;
     int& status = rec.status;
     std::uint64_t& bytes_out = rec.bytes_out;
@@ -1503,9 +1435,8 @@ struct Gateway::Impl {
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for an interim 100
     // before it sends its body. It goes out when the body is first read: a request refused
     // before that gets its final answer instead, and the client keeps its body.
-    bool owe_continue =
-        body_pending && version >= 11 &&
-        core::iequals(core::trim(first_value(req, bhttp::field::expect)), "100-continue");
+    bool owe_continue = body_pending && version >= 11 &&
+                        core::iequals(core::trim(first_value(fields, "Expect")), "100-continue");
     const auto send_continue = [&]() -> awaitable<bool> {
       if (!owe_continue) co_return true;
       owe_continue = false;
@@ -1525,10 +1456,11 @@ struct Gateway::Impl {
     };
     // RFC 9112 §6.1: a request whose Transfer-Encoding is anything but `chunked` alone has no
     // length we can trust (or a coding we do not apply): 400, and the connection closes.
-    if (req.count(bhttp::field::transfer_encoding) > 0) {
+    if (rq.head.transfer_encoding) {
       std::string codings;
-      for (auto [it, end] = req.equal_range(bhttp::field::transfer_encoding); it != end; ++it)
-        codings.append(codings.empty() ? "" : ",").append(it->value());
+      for (const auto& f : fields)
+        if (name_is(f.name, "Transfer-Encoding"))
+          codings.append(codings.empty() ? "" : ",").append(f.value);
       if (!req_p.chunked() || !core::iequals(core::trim(codings), "chunked")) {
         status = 400;
         co_await reply(client, version, false, 400, kBadRequest, request_id, limits.idle_timeout);
@@ -1565,14 +1497,14 @@ struct Gateway::Impl {
     // MCP Streamable HTTP: refuse other origins and hosts against DNS rebinding (mcp.md,
     // transport security).
     if (!route->api.allowed_origins.empty()) {
-      const auto origin = first_value(req, bhttp::field::origin);
+      const auto origin = first_value(fields, "Origin");
       bool allowed = origin.empty();
       for (const auto& o : route->api.allowed_origins)
         allowed = allowed || core::iequals(o, origin);
       if (!allowed) co_return co_await refuse(403, kOriginNotAllowed);
     }
     if (!route->api.allowed_hosts.empty() &&
-        !host_allowed(first_value(req, bhttp::field::host), route->api.allowed_hosts))
+        !host_allowed(first_value(fields, "Host"), route->api.allowed_hosts))
       co_return co_await refuse(403, kHostNotAllowed);
 
     const Clock::time_point deadline = route->request_timeout.count() > 0
@@ -1589,7 +1521,7 @@ struct Gateway::Impl {
     bool buffer_message = request_has_body &&
                           (is_mcp_message || (route->program && route->program->sets_request_body));
     if (buffer_message) {
-      auto& body = req.body();
+      auto& body = req_p.get().body();
       if (!co_await send_continue()) {
         status = 499;  // the client left before its body was in
         log();
@@ -1621,8 +1553,6 @@ struct Gateway::Impl {
         mcp_info = mcp::inspect_request(message);
         count_mcp(w, route->slot, mcp_info);
       }
-      req.erase(bhttp::field::transfer_encoding);
-      req.content_length(message.size());
       body.data = message.data();
       body.size = message.size();
       body.more = false;
@@ -1636,7 +1566,7 @@ struct Gateway::Impl {
     if (rest.empty() || rest[0] == '?') rest = "/" + rest;
 
     // Policies: inbound, then backend (whose forward-request decides the forwarding).
-    BeastFields req_fields(req);
+    ViewFields req_fields(rq.head.fields);
     const auto answer = [&](policy::LocalResponse r) -> awaitable<bool> {
       status = r.status;
       if (pctx && pctx->error) {
@@ -1659,8 +1589,8 @@ struct Gateway::Impl {
       if (q != std::string::npos) ctx.query = rest.substr(q + 1);
       ctx.client_ip = remote;
       ctx.request_headers = &req_fields;
-      ctx.preflight = method == "OPTIONS" && req.count(bhttp::field::origin) > 0 &&
-                      req.count(bhttp::field::access_control_request_method) > 0;
+      ctx.preflight = method == "OPTIONS" && req_fields.first("Origin") &&
+                      req_fields.first("Access-Control-Request-Method");
       auto flow = co_await run(w, *route->program, policy::kInbound, ctx);
       if (flow == policy::Flow::kContinue)
         flow = co_await run(w, *route->program, policy::kBackend, ctx);
@@ -1685,7 +1615,7 @@ struct Gateway::Impl {
         // set-body: the backend gets this body instead (the client's was read whole above).
         message = std::move(*ctx.request_body);
         ctx.request_body.reset();
-        auto& body = req.body();
+        auto& body = req_p.get().body();
         body.data = message.data();
         body.size = message.size();
         body.more = false;
@@ -1700,9 +1630,6 @@ struct Gateway::Impl {
     Pool& pool = *view.pools[upstream_index];
     std::chrono::milliseconds response_timeout = up.response_timeout;
     if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
-    req.target(up.base_path + rest);
-    strip_hop_by_hop(req);  // and keep-alive upstream is HTTP/1.1's default: no Connection
-    req.version(11);
     std::string upstream_head;
     {
       std::string ours;
@@ -1718,7 +1645,9 @@ struct Gateway::Impl {
       } else if (const auto n = req_p.content_length()) {
         ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
       }
-      append_head(upstream_head, req, gateway_request_field, up.host_line, ours);
+      // Hop by hop: the Connection lines as the policies left them.
+      append_request_head(upstream_head, method, up.base_path + rest, req_fields.list(),
+                          connection_lines(req_fields.list()), up.host_line, ours);
     }
 
     std::optional<net::UpstreamConn> upstream;
@@ -1858,8 +1787,8 @@ struct Gateway::Impl {
     // Its Connection lines: whether the upstream connection can be used again, and which of its
     // fields go no further than this hop (RFC 9110 §7.6.1).
     const std::string listed = connection_lines(ah.fields);
-    const bool upstream_keep_alive = answer_keeps_alive(ah.version, listed);
-    AnswerFields res_fields(ah.fields);
+    const bool upstream_keep_alive = keeps_alive(ah.version, listed);
+    ViewFields res_fields(ah.fields);
     if (pctx) {
       // Outbound runs on the response head; a replaced body or a local answer drops the
       // upstream's body (and its connection).
