@@ -1844,6 +1844,7 @@ struct Gateway::Impl {
         status = r.status;
         if (ctx.error) error = describe(*ctx.error);
         add_answer_headers(ctx, r.headers);
+        ctx.response_headers = nullptr;  // its views are not read past here (r holds copies)
         const bool keep = co_await write_local(client, version, keep_client, r, request_id,
                                                limits.idle_timeout, bytes_out);
         log();
