@@ -1251,11 +1251,7 @@ struct Gateway::Impl {
     std::optional<Answer> answer;
     for (bool first = fresh;; first = false) {
       std::shared_ptr<const View> view = w.view;
-      request = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
-      auto& req_p = *request;
       const auto& limits = view->rt->limits;
-      req_p.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-      req_p.body_limit(limits.max_body_bytes);
       client_socket.expires_after(first ? limits.header_timeout : limits.idle_timeout);
       if (!first && cbuf.size() == 0) {
         // Wait for the next request's first byte under the idle timeout, then give its head
@@ -1269,7 +1265,12 @@ struct Gateway::Impl {
       // stream's connection then keeps none of their state while it is open.
       HeadRead got = co_await read_request_head(client, cbuf, w.head, limits.max_header_bytes);
       if (got.status == http::HeadStatus::kComplete) {
-        prime_request_parser(req_p, w.head, got.ec);
+        if (w.head.transfer_encoding || w.head.content_length.value_or(0) > 0) {
+          // A body: Beast's parser reads it (a request without one needs none).
+          request = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
+          request->body_limit(limits.max_body_bytes);
+          prime_request_parser(*request, w.head, got.ec);
+        }
         head.emplace(w.head,
                      std::string_view(static_cast<const char*>(cbuf.data().data()), cbuf.size()));
         cbuf.consume(w.head.size);
@@ -1283,7 +1284,8 @@ struct Gateway::Impl {
       view = w.view;  // the newest snapshot for this request, kept until it ends
       rec.emplace(in_flight);
       rec->remote = &remote;
-      bool keep = co_await exchange(client, w, *view, *head, req_p, cbuf, tls, *rec, answer);
+      bool keep =
+          co_await exchange(client, w, *view, *head, request.get(), cbuf, tls, *rec, answer);
       request.reset();
       head.reset();
       if (answer) {
@@ -1398,7 +1400,7 @@ struct Gateway::Impl {
   // answer leaves in `answer` for relay_answer, once this frame is gone.
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view, RequestCopy& rq,
-                           bhttp::request_parser<bhttp::buffer_body>& req_p,
+                           bhttp::request_parser<bhttp::buffer_body>* parser,
                            beast::flat_buffer& cbuf, bool tls, Record& rec,
                            std::optional<Answer>& answer_out) {
     const std::string& remote = *rec.remote;
@@ -1431,7 +1433,9 @@ struct Gateway::Impl {
     const auto log = [&] { log_exchange(w, rec); };
 
     // A body we will not read makes the connection unusable for another request.
-    const bool body_pending = !req_p.is_done();
+    // `parser` reads the body; a request without one has none.
+    const auto body_done = [&] { return !parser || parser->is_done(); };
+    const bool body_pending = !body_done();
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for an interim 100
     // before it sends its body. It goes out when the body is first read: a request refused
     // before that gets its final answer instead, and the client keeps its body.
@@ -1461,7 +1465,7 @@ struct Gateway::Impl {
       for (const auto& f : fields)
         if (name_is(f.name, "Transfer-Encoding"))
           codings.append(codings.empty() ? "" : ",").append(f.value);
-      if (!req_p.chunked() || !core::iequals(core::trim(codings), "chunked")) {
+      if (!rq.head.chunked || !core::iequals(core::trim(codings), "chunked")) {
         status = 400;
         co_await reply(client, version, false, 400, kBadRequest, request_id, limits.idle_timeout);
         log();
@@ -1516,11 +1520,13 @@ struct Gateway::Impl {
     // the log, the metrics and (later) the policies. Other bodies stream.
     std::string message;
     // A body a policy may replace (set-body in inbound or backend) is read whole too.
-    bool request_has_body = req_p.content_length().value_or(0) > 0 || req_p.chunked();
+    bool request_has_body =
+        parser && (parser->content_length().value_or(0) > 0 || parser->chunked());
     const bool is_mcp_message = route->api.type == "mcp" && method == "POST" && request_has_body;
     bool buffer_message = request_has_body &&
                           (is_mcp_message || (route->program && route->program->sets_request_body));
     if (buffer_message) {
+      auto& req_p = *parser;
       auto& body = req_p.get().body();
       if (!co_await send_continue()) {
         status = 499;  // the client left before its body was in
@@ -1574,8 +1580,8 @@ struct Gateway::Impl {
         add_challenge(*route, *pctx->error, r);
       }
       if (pctx) add_answer_headers(*pctx, r.headers);
-      const bool keep = co_await write_local(client, version, client_keep_alive && req_p.is_done(),
-                                             r, request_id, limits.idle_timeout, bytes_out);
+      const bool keep = co_await write_local(client, version, client_keep_alive && body_done(), r,
+                                             request_id, limits.idle_timeout, bytes_out);
       log();
       co_return keep;
     };
@@ -1615,10 +1621,6 @@ struct Gateway::Impl {
         // set-body: the backend gets this body instead (the client's was read whole above).
         message = std::move(*ctx.request_body);
         ctx.request_body.reset();
-        auto& body = req_p.get().body();
-        body.data = message.data();
-        body.size = message.size();
-        body.more = false;
         buffer_message = true;
         request_has_body = !message.empty();
       }
@@ -1640,9 +1642,9 @@ struct Gateway::Impl {
       // One framing line, from what the parser read (or the whole body we hold).
       if (buffer_message) {
         ours.append("Content-Length: ").append(std::to_string(message.size())).append("\r\n");
-      } else if (req_p.chunked()) {
+      } else if (parser && parser->chunked()) {
         ours.append("Transfer-Encoding: chunked\r\n");
-      } else if (const auto n = req_p.content_length()) {
+      } else if (const auto n = parser ? parser->content_length() : boost::none) {
         ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
       }
       // Hop by hop: the Connection lines as the policies left them.
@@ -1706,8 +1708,8 @@ struct Gateway::Impl {
           ro.deadline = deadline;
           ro.copied = &bytes_in;
           const auto relayed =
-              co_await relay_body(client, cbuf, req_p, *upstream, {},
-                                  req_p.chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
+              co_await relay_body(client, cbuf, *parser, *upstream, {},
+                                  parser->chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
@@ -1828,7 +1830,7 @@ struct Gateway::Impl {
       }
       if (flow != policy::Flow::kContinue || ctx.response_body) {
         upstream->close();
-        const bool keep_client = client_keep_alive && req_p.is_done();
+        const bool keep_client = client_keep_alive && body_done();
         policy::LocalResponse r;
         if (flow == policy::Flow::kRespond) {
           r = *ctx.respond;
@@ -1860,7 +1862,7 @@ struct Gateway::Impl {
     }
     const bool event_stream = core::istarts_with(
         res_fields.first("Content-Type").value_or(std::string_view()), "text/event-stream");
-    bool keep = client_keep_alive && req_p.is_done();
+    bool keep = client_keep_alive && body_done();
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
     // How the body goes to the client: decided from what the parser read, never from the fields
     // (the upstream's lines may disagree with each other, an outbound policy may have set them).
