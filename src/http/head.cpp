@@ -117,6 +117,13 @@ struct FieldLines {
   std::optional<std::uint64_t> content_length;
   int hosts = 0;
 
+  template <class Head>
+  void framing_into(Head& out) const {
+    out.transfer_encoding = transfer_encoding;
+    out.chunked = chunked;
+    out.content_length = content_length;
+  }
+
   bool parse(const char* p, const char* const e) {
     for (;;) {
       if (p >= e) return false;
@@ -153,6 +160,22 @@ struct FieldLines {
   }
 };
 
+// A parse's start: `out` emptied, and where the head in `data` ends — 0 when the parse ends here,
+// with `status` saying why.
+template <class Head>
+std::size_t start_head(std::string_view data, std::size_t limit, std::size_t searched, Head& out,
+                       HeadStatus& status) {
+  out.fields.clear();
+  out.transfer_encoding = false;
+  out.chunked = false;
+  out.content_length.reset();
+  out.size = 0;
+  const std::size_t end = find_head_end(data, searched);
+  if (end == 0) status = data.size() >= limit ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
+  if (end > limit) status = HeadStatus::kTooLarge;
+  return end > limit ? 0 : end;
+}
+
 }  // namespace
 
 std::size_t find_head_end(std::string_view data, std::size_t from) {
@@ -178,14 +201,9 @@ std::size_t leading_empty_lines(std::string_view data) {
 
 HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestHead& out,
                               std::size_t searched) {
-  out.fields.clear();
-  out.transfer_encoding = false;
-  out.chunked = false;
-  out.content_length.reset();
-  out.size = 0;
-  const std::size_t end = find_head_end(data, searched);
-  if (end == 0) return data.size() >= limit ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
-  if (end > limit) return HeadStatus::kTooLarge;
+  HeadStatus status = HeadStatus::kIncomplete;
+  const std::size_t end = start_head(data, limit, searched, out, status);
+  if (end == 0) return status;
   const char* p = data.data();
   const char* const e = p + end;  // e[-1] is '\n', which ends every scan below
 
@@ -206,9 +224,7 @@ HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestH
 
   FieldLines lines{out.fields, /*length_lists=*/false};
   if (!lines.parse(p, e)) return HeadStatus::kBad;
-  out.transfer_encoding = lines.transfer_encoding;
-  out.chunked = lines.chunked;
-  out.content_length = lines.content_length;
+  lines.framing_into(out);
   // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host line; none has two.
   if (lines.hosts > 1 || (lines.hosts == 0 && out.version == 11)) return HeadStatus::kBad;
   // RFC 9112 §6.1: Transfer-Encoding with Content-Length may be refused (and is: two framings,
@@ -220,14 +236,9 @@ HeadStatus parse_request_head(std::string_view data, std::size_t limit, RequestH
 
 HeadStatus parse_response_head(std::string_view data, std::size_t limit, ResponseHead& out,
                                std::size_t searched) {
-  out.fields.clear();
-  out.transfer_encoding = false;
-  out.chunked = false;
-  out.content_length.reset();
-  out.size = 0;
-  const std::size_t end = find_head_end(data, searched);
-  if (end == 0) return data.size() >= limit ? HeadStatus::kTooLarge : HeadStatus::kIncomplete;
-  if (end > limit) return HeadStatus::kTooLarge;
+  HeadStatus status = HeadStatus::kIncomplete;
+  const std::size_t end = start_head(data, limit, searched, out, status);
+  if (end == 0) return status;
   const char* p = data.data();
   const char* const e = p + end;
 
@@ -251,9 +262,7 @@ HeadStatus parse_response_head(std::string_view data, std::size_t limit, Respons
 
   FieldLines lines{out.fields, /*length_lists=*/true};
   if (!lines.parse(p, e)) return HeadStatus::kBad;
-  out.transfer_encoding = lines.transfer_encoding;
-  out.chunked = lines.chunked;
-  out.content_length = lines.content_length;
+  lines.framing_into(out);
   // Two framings (RFC 9112 §6.3 asks to treat this as an error), or Transfer-Encoding in an
   // HTTP/1.0 answer (§6.1: faulty framing).
   if (out.transfer_encoding && (out.content_length || out.version == 10)) return HeadStatus::kBad;

@@ -361,7 +361,7 @@ bool lists_token(std::string_view list, std::string_view token) {
   return false;
 }
 
-// Hop-by-hop fields of an answer (RFC 9110 §7.6.1): the standard ones and those its Connection
+// Hop-by-hop fields of a message (RFC 9110 §7.6.1): the standard ones and those its Connection
 // lines name (`listed`: every Connection line, joined). Framing lines are the relay's to decide.
 bool hop_by_hop(std::string_view name, std::string_view listed) {
   switch (name.size()) {
