@@ -1639,12 +1639,13 @@ struct Gateway::Impl {
       ours.append("X-Request-Id: ").append(request_id);
       ours.append("\r\nX-Forwarded-For: ").append(remote);
       ours.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
-      // One framing line, from what the parser read (or the whole body we hold).
+      // One framing line, from what our parser read (or the whole body we hold). A client's
+      // `Content-Length: 0` goes on too: some servers want a length on every POST.
       if (buffer_message) {
         ours.append("Content-Length: ").append(std::to_string(message.size())).append("\r\n");
-      } else if (parser && parser->chunked()) {
+      } else if (rq.head.chunked) {
         ours.append("Transfer-Encoding: chunked\r\n");
-      } else if (const auto n = parser ? parser->content_length() : boost::none) {
+      } else if (const auto n = rq.head.content_length) {
         ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
       }
       // Hop by hop: the Connection lines as the policies left them.
@@ -1786,8 +1787,9 @@ struct Gateway::Impl {
     status = static_cast<int>(ah.status);
     const int upstream_status = status;
     std::string_view reason = ah.reason;
-    // Its Connection lines: whether the upstream connection can be used again, and which of its
-    // fields go no further than this hop (RFC 9110 §7.6.1).
+    // Its Connection lines as they came: whether the upstream connection can be used again, and
+    // (unless a policy changes them) which of its fields go no further than this hop (RFC 9110
+    // §7.6.1).
     const std::string listed = connection_lines(ah.fields);
     const bool upstream_keep_alive = keeps_alive(ah.version, listed);
     ViewFields res_fields(ah.fields);
@@ -1839,8 +1841,9 @@ struct Gateway::Impl {
         } else {
           r.status = ctx.status;
           r.reason = ctx.reason;
+          const std::string now_listed = connection_lines(res_fields.list());
           for (const auto& f : res_fields.list())
-            if (!hop_by_hop(f.name, listed)) r.headers.emplace_back(f.name, f.value);
+            if (!hop_by_hop(f.name, now_listed)) r.headers.emplace_back(f.name, f.value);
           r.body = *ctx.response_body;
         }
         status = r.status;
@@ -1892,14 +1895,15 @@ struct Gateway::Impl {
       if (version < 11 && keep) ours += "Connection: keep-alive\r\n";
       if (framing == Framing::kChunked) {
         // Transfer codings other than chunked stay (they end in chunked when the parser says so).
+        // A body read until close under a coding of its own (`gzip`) keeps it, then our chunks.
         std::string codings;
-        if (chunked_in) {
+        if (ah.transfer_encoding) {
           for (const auto& f : res_fields.list())
             if (name_is(f.name, "Transfer-Encoding"))
               codings.append(codings.empty() ? "" : ", ").append(f.value);
         }
-        ours.append("Transfer-Encoding: ").append(codings.empty() ? "chunked" : codings);
-        ours.append("\r\n");
+        if (!chunked_in) codings.append(codings.empty() ? "chunked" : ", chunked");
+        ours.append("Transfer-Encoding: ").append(codings).append("\r\n");
       } else if (framing == Framing::kRaw && length_in) {
         ours.append("Content-Length: ").append(std::to_string(*length_in));
         ours.append("\r\n");
@@ -1907,8 +1911,11 @@ struct Gateway::Impl {
       const auto skip = framing == Framing::kNone
                             ? (event_stream ? gateway_stream_head_field : gateway_response_field)
                             : (event_stream ? gateway_stream_field : gateway_body_response_field);
+      // Hop by hop: the Connection lines as the policies left them.
+      const std::string now_listed = pctx ? connection_lines(res_fields.list()) : std::string();
       append_answer_head(head, version, static_cast<unsigned>(status), reason, res_fields.list(),
-                         listed, skip, ours);
+                         pctx ? std::string_view(now_listed) : std::string_view(listed), skip,
+                         ours);
     }
     ubuf.consume(ah.size);  // the views into it are done with
     if (event_stream) rec.keep_for_stream();
@@ -2061,7 +2068,10 @@ struct Gateway::Impl {
     }
     log_exchange(w, rec);
     if (relayed.ec) co_return After::kClose;  // the head is out: all we can do is close
-    if (a.upstream_reusable && a.parser().is_done()) release(*a.pool, std::move(*a.upstream));
+    // Bytes past the answer (a stray body after a HEAD, 204 or 304 answer, more than its
+    // length or its last chunk) would be read as the next answer's: the connection goes.
+    if (a.upstream_reusable && a.parser().is_done() && a.ubuf.size() == 0)
+      release(*a.pool, std::move(*a.upstream));
     co_return after(a.keep);
   }
 

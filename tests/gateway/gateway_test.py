@@ -164,18 +164,49 @@ workers: 2
             self.assertEqual(r.status_code, 502, bad)
             self.assertEqual(r.json()["message"], "Bad gateway: the backend sent an invalid response")
 
+    def test_an_empty_body_keeps_its_length(self):
+        # No body to read (the gateway needs no body parser), but the upstream still learns the
+        # length the client gave: some servers want one on every POST.
+        r = requests.post(self.gw.url + "/api/json", data=b"", timeout=30)
+        self.assertEqual(r.status_code, 200)
+        seen = r.json()
+        self.assertEqual(seen["method"], "POST")
+        self.assertEqual(seen["headers"].get("Content-Length"), "0")
+        self.assertEqual(seen["body_len"], 0)
+
     def test_an_upstream_that_sent_past_its_answer_is_not_used_again(self):
-        with requests.Session() as s:  # one client connection: one worker, one pool
-            for path in ("/api/json", "/api/overlong", "/api/json"):
-                r = s.get(self.gw.url + path, timeout=30)
-                self.assertEqual(r.status_code, 200, path)
-            self.assertEqual(r.content[:1], b"{")
-            last = self.up.requests[-1]
-            overlong = next(x for x in reversed(self.up.requests) if x["path"].endswith("/overlong"))
-            self.assertNotEqual(last["peer"], overlong["peer"])
-            # The same check's other half: a clean answer's connection is used again.
-            r = s.get(self.gw.url + "/api/json", timeout=30)
-            self.assertEqual(self.up.requests[-1]["peer"], last["peer"])
+        # Past a Content-Length body (the one-write path), or a body on a 204 (the relay's path).
+        for stray, status in (("overlong", 200), ("stray", 204)):
+            with requests.Session() as s:  # one client connection: one worker, one pool
+                for path, want in (("/api/json", 200), (f"/api/{stray}", status), ("/api/json", 200)):
+                    r = s.get(self.gw.url + path, timeout=30)
+                    self.assertEqual(r.status_code, want, path)
+                self.assertEqual(r.content[:1], b"{")
+                last = self.up.requests[-1]
+                before = next(x for x in reversed(self.up.requests) if x["path"].endswith("/" + stray))
+                self.assertNotEqual(last["peer"], before["peer"], stray)
+                # The same check's other half: a clean answer's connection is used again.
+                r = s.get(self.gw.url + "/api/json", timeout=30)
+                self.assertEqual(self.up.requests[-1]["peer"], last["peer"], stray)
+
+    def test_a_coding_read_until_close_keeps_its_label(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"GET /api/gzip-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"\r\ntransfer-encoding: gzip, chunked", head.lower())
+        content = b""
+        while True:  # the chunks as they came (one per read of the upstream)
+            size_line, _, body = body.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                self.assertEqual(body, b"\r\n")
+                break
+            content, body = content + body[:size], body[size + 2:]
+        self.assertEqual(content, b"XYZ")
 
     def test_transfer_codings_other_than_chunked_alone_are_refused(self):
         for codings in (b"Transfer-Encoding: gzip\r\n",

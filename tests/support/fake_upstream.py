@@ -22,7 +22,11 @@ RAW_ANSWERS = {
     # Bytes past the answer's length: the connection is not used again (they would be read as
     # the next answer's).
     "overlong": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA",
+    "stray": b"HTTP/1.1 204 No Content\r\n\r\nJUNK",  # a 204 has no body: these are stray
+    # A coding the gateway does not apply, the body ending at close: relayed re-chunked, labelled.
+    "gzip-close": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nXYZ",
 }
+KEEP_OPEN = ("overlong", "stray")
 
 
 class FakeUpstream:
@@ -214,7 +218,7 @@ class FakeUpstream:
                     # An answer written as it stands (framing the gateway must read, or refuse).
                     self.wfile.write(RAW_ANSWERS[name])
                     self.wfile.flush()
-                    self.close_connection = name != "overlong"
+                    self.close_connection = name not in KEEP_OPEN
                 elif name.isdigit():
                     self.send_json(int(name), {"status": int(name)})
                 else:
