@@ -1867,10 +1867,6 @@ struct Gateway::Impl {
         res_fields.first("Content-Type").value_or(std::string_view()), "text/event-stream");
     bool keep = client_keep_alive && body_done();
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
-    // How the body goes to the client: decided from what the parser read, never from the fields
-    // (the upstream's lines may disagree with each other, an outbound policy may have set them).
-    // A body the upstream ends by closing goes to HTTP/1.1 clients chunked, so the connection
-    // can stay open; HTTP/1.0 has no chunked coding: its body ends when we close.
     // The body as the upstream frames it (RFC 9112 §6.3): a response to HEAD has a head only,
     // whatever its Content-Length says (RFC 9110 §9.3.2).
     const bool none_in = method == "HEAD" || upstream_status / 100 == 1 || upstream_status == 204 ||
@@ -1878,6 +1874,10 @@ struct Gateway::Impl {
     const bool chunked_in = !none_in && ah.chunked;
     const std::optional<std::uint64_t> length_in =
         none_in || ah.transfer_encoding ? std::nullopt : ah.content_length;
+    // How the body goes to the client: decided from what the parser read, never from the fields
+    // (the upstream's lines may disagree with each other, an outbound policy may have set them).
+    // A body the upstream ends by closing goes to HTTP/1.1 clients chunked, so the connection
+    // can stay open; HTTP/1.0 has no chunked coding: its body ends when we close.
     bool chunked_out = !bodiless && (chunked_in || !length_in);
     if (chunked_out && version < 11) {
       chunked_out = false;
