@@ -60,20 +60,17 @@ namespace {
 // 32 hex digits: 64 random bits drawn once per worker, then a counter. Unique per process and
 // cheap: a CSPRNG call per request costs more than the rest of the request's bookkeeping.
 std::string new_request_id() {
-  thread_local const std::uint64_t prefix = [] {
-    std::uint64_t v;
-    std::memcpy(&v, crypto::random_bytes(8).data(), 8);
-    return v;
-  }();
-  thread_local std::uint64_t counter = 0;
   static constexpr char kHex[] = "0123456789abcdef";
-  char out[32];
-  std::uint64_t a = prefix;
-  std::uint64_t b = ++counter;
-  for (int i = 15; i >= 0; --i, a >>= 4, b >>= 4) {
-    out[i] = kHex[a & 15];
-    out[16 + i] = kHex[b & 15];
+  // The first half, written once per worker; the counter's half after it on each call.
+  thread_local char out[32] = {};
+  thread_local std::uint64_t counter = 0;
+  if (counter == 0) {
+    std::uint64_t a;
+    std::memcpy(&a, crypto::random_bytes(8).data(), 8);
+    for (int i = 15; i >= 0; --i, a >>= 4) out[i] = kHex[a & 15];
   }
+  std::uint64_t b = ++counter;
+  for (int i = 31; i >= 16; --i, b >>= 4) out[i] = kHex[b & 15];
   return std::string(out, sizeof out);
 }
 
@@ -1888,7 +1885,9 @@ struct Gateway::Impl {
                                           : Framing::kRaw;
     std::string head;
     {
-      std::string ours = "X-Request-Id: " + request_id + "\r\n";
+      std::string ours;
+      ours.reserve(160);
+      ours.append("X-Request-Id: ", 14).append(request_id).append("\r\n", 2);
       if (event_stream) ours += "X-Accel-Buffering: no\r\n";  // proxies in front must not buffer
       // The client connection's own fate (the upstream's Connection lines went with its hop).
       if (version >= 11 && !keep) ours += "Connection: close\r\n";

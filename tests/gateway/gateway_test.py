@@ -109,6 +109,10 @@ workers: 2
         self.assertEqual(kept["path"], "/base/keep/json")
         generated = self.get("/api/json").headers["X-Request-Id"]
         self.assertRegex(generated, r"^[0-9a-f]{32}$")
+        with requests.Session() as s:  # one connection, one worker: its prefix, then a counter
+            a, b = (s.get(self.gw.url + "/api/json", timeout=30).headers["X-Request-Id"] for _ in range(2))
+        self.assertEqual(a[:16], b[:16])
+        self.assertEqual(int(b[16:], 16), int(a[16:], 16) + 1)
 
     def test_hop_by_hop_fields_stay_and_the_gateways_own_fields_replace_the_callers(self):
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
