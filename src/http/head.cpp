@@ -97,14 +97,12 @@ bool http_version(const char* p) {
 std::optional<std::uint64_t> length_value(std::string_view value, bool lists) {
   if (!lists || value.find(',') == std::string_view::npos) return decimal(value);
   std::optional<std::uint64_t> length;
-  while (true) {
-    const auto comma = value.find(',');
-    const auto n = decimal(core::trim(value.substr(0, comma)));
+  for (const auto item : core::split(value, ",")) {  // an empty item ("5,") fails decimal
+    const auto n = decimal(core::trim(item));
     if (!n || (length && *length != *n)) return std::nullopt;
     length = n;
-    if (comma == std::string_view::npos) return length;
-    value.remove_prefix(comma + 1);
   }
+  return length;
 }
 
 // *( field-line CRLF ) CRLF, from p to e (one past the head's last LF), into `fields`, and what

@@ -310,8 +310,18 @@ void append_version(std::string& out, unsigned version) {
   out.push_back('.');
   out.push_back(static_cast<char>('0' + version % 10));
 }
+// core::iequals with the length compared first, inline: a field name is compared with several
+// names per field on the request path, and most differ in length.
 bool name_is(std::string_view name, std::string_view want) {
   return name.size() == want.size() && core::iequals(name, want);
+}
+
+// A message's first field of this name, in arrival order (nullptr if none).
+const http::HeadField* find_field(const std::vector<http::HeadField>& fields,
+                                  std::string_view name) {
+  for (const auto& f : fields)
+    if (name_is(f.name, name)) return &f;
+  return nullptr;
 }
 
 // A message's fields as the policy engine and the proxy see them: views into its head as it
@@ -327,9 +337,9 @@ class ViewFields final : public policy::HeaderMap {
     return out;
   }
   std::optional<std::string_view> first(std::string_view name) const override {
-    for (const auto& x : f_)
-      if (name_is(x.name, name)) return x.value;
-    return std::nullopt;
+    const http::HeadField* x = find_field(f_, name);
+    if (!x) return std::nullopt;
+    return x->value;
   }
   void erase(std::string_view name) override {
     std::erase_if(f_, [&](const http::HeadField& x) { return name_is(x.name, name); });
@@ -443,9 +453,8 @@ void append_request_head(std::string& out, std::string_view method, std::string_
 
 // A field's first value, or empty.
 std::string_view first_value(const std::vector<http::HeadField>& fields, std::string_view name) {
-  for (const auto& f : fields)
-    if (name_is(f.name, name)) return f.value;
-  return {};
+  const http::HeadField* x = find_field(fields, name);
+  return x ? x->value : std::string_view();
 }
 
 // An answer's head for the client: the client's HTTP version, the status, the upstream's fields

@@ -178,20 +178,38 @@ workers: 2
         self.assertEqual(seen["headers"].get("Content-Length"), "0")
         self.assertEqual(seen["body_len"], 0)
 
-    def test_an_upstream_that_sent_past_its_answer_is_not_used_again(self):
-        # Past a Content-Length body (the one-write path), or a body on a 204 (the relay's path).
-        for stray, status in (("overlong", 200), ("stray", 204)):
+    def test_which_upstream_connections_are_used_again(self):
+        # Not after bytes past the answer (a Content-Length body: the one-write path; a body on
+        # a 204: the relay's path), an HTTP/1.0 answer without keep-alive, or "close"; after an
+        # HTTP/1.0 answer with keep-alive, yes. Each raw answer's connection stays open upstream.
+        for name, status, reused in (("overlong", 200, False), ("stray", 204, False),
+                                     ("http10", 200, False), ("says-close", 200, False),
+                                     ("http10-keep", 200, True)):
             with requests.Session() as s:  # one client connection: one worker, one pool
-                for path, want in (("/api/json", 200), (f"/api/{stray}", status), ("/api/json", 200)):
+                for path, want in (("/api/json", 200), (f"/api/{name}", status), ("/api/json", 200)):
                     r = s.get(self.gw.url + path, timeout=30)
                     self.assertEqual(r.status_code, want, path)
                 self.assertEqual(r.content[:1], b"{")
                 last = self.up.requests[-1]
-                before = next(x for x in reversed(self.up.requests) if x["path"].endswith("/" + stray))
-                self.assertNotEqual(last["peer"], before["peer"], stray)
-                # The same check's other half: a clean answer's connection is used again.
+                before = next(x for x in reversed(self.up.requests) if x["path"].endswith("/" + name))
+                self.assertEqual(last["peer"] == before["peer"], reused, name)
+                # A clean answer's connection is used again.
                 r = s.get(self.gw.url + "/api/json", timeout=30)
-                self.assertEqual(self.up.requests[-1]["peer"], last["peer"], stray)
+                self.assertEqual(self.up.requests[-1]["peer"], last["peer"], name)
+
+    def test_http10_clients_keep_their_connection_only_when_they_ask(self):
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            for _ in range(2):
+                s.sendall(b"GET /api/json HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+                head, body = read_response(s)
+                self.assertTrue(head.startswith("HTTP/1.0 200 "), head)
+                self.assertIn("connection: keep-alive", head.lower())
+                self.assertEqual(body[:1], b"{")
+            s.sendall(b"GET /api/json HTTP/1.0\r\nHost: x\r\n\r\n")
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.0 200 "), head)
+            self.assertNotIn("connection: keep-alive", head.lower())
+            self.assertEqual(s.recv(100), b"")  # closed after the answer
 
     def test_a_coding_read_until_close_keeps_its_label(self):
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:

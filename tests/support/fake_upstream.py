@@ -26,7 +26,13 @@ RAW_ANSWERS = {
     # A coding the gateway does not apply, the body ending at close: relayed re-chunked, labelled.
     "gzip-close": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nXYZ",
 }
-KEEP_OPEN = ("overlong", "stray")
+# Whether an answer lets its connection be used again (RFC 9112 §9.3); this side keeps each open.
+RAW_ANSWERS.update({
+    "http10": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "http10-keep": b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+    "says-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+})
+KEEP_OPEN = ("overlong", "stray", "http10", "http10-keep", "says-close")
 
 
 class FakeUpstream:
