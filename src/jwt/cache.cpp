@@ -29,19 +29,48 @@ VerifiedTokenCache::Slot* VerifiedTokenCache::set_for(Shard& shard, std::uint64_
   return &shard.slots[((hash >> 4) % sets_) * kWays];
 }
 
-VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token) const {
-  if (sets_ == 0 || token.size() > kMaxTokenBytes) return nullptr;
-  const std::uint64_t h = token_hash(token);
-  Shard& shard = shards_[h % kShards];
-  std::lock_guard lock(shard.mu);
+// The slot holding `token` in its set, with the shard's lock held by the caller.
+VerifiedTokenCache::Slot* VerifiedTokenCache::find_slot(Shard& shard, std::uint64_t h,
+                                                        std::string_view token) const {
   Slot* set = set_for(shard, h);
   for (std::size_t i = 0; i < kWays; ++i) {
-    if (set[i].hash == h && set[i].value && set[i].token == token) return set[i].value;
+    if (set[i].hash == h && set[i].value && set[i].token == token) return &set[i];
   }
   return nullptr;
 }
 
-void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, double expires_at) {
+VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token) const {
+  bool remembered = false;
+  return find(token, Memo{}, remembered);
+}
+
+VerifiedTokenPtr VerifiedTokenCache::find(std::string_view token, Memo memo,
+                                          bool& remembered) const {
+  remembered = false;
+  if (sets_ == 0 || token.size() > kMaxTokenBytes) return nullptr;
+  const std::uint64_t h = token_hash(token);
+  Shard& shard = shards_[h % kShards];
+  std::lock_guard lock(shard.mu);
+  const Slot* slot = find_slot(shard, h, token);
+  if (!slot) return nullptr;
+  remembered = memo.requirements != 0 && memo.keys != 0 &&
+               slot->passed.requirements == memo.requirements && slot->passed.keys == memo.keys;
+  return slot->value;
+}
+
+void VerifiedTokenCache::remember(std::string_view token, const VerifiedToken* value, Memo memo) {
+  if (sets_ == 0 || token.size() > kMaxTokenBytes || !value) return;
+  const std::uint64_t h = token_hash(token);
+  Shard& shard = shards_[h % kShards];
+  std::lock_guard lock(shard.mu);
+  // Only while the slot still holds the very object that passed: the entry may have been
+  // replaced since (the caller's own reference keeps `value` from being another's address).
+  if (Slot* slot = find_slot(shard, h, token); slot && slot->value.get() == value)
+    slot->passed = memo;
+}
+
+void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, double expires_at,
+                                Memo memo) {
   if (sets_ == 0 || token.size() > kMaxTokenBytes || !value) return;
   const std::uint64_t h = token_hash(token);
   Shard& shard = shards_[h % kShards];
@@ -66,6 +95,7 @@ void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, 
   victim->expires_at = expires_at;
   victim->token.assign(token);
   victim->value = std::move(value);
+  victim->passed = memo;
 }
 
 std::size_t VerifiedTokenCache::size() const {

@@ -16,9 +16,17 @@ namespace mcpgate::jwt {
 // a hit needs the whole token to compare equal (never the hash, signature or a prefix alone).
 // Each shard has its own small mutex held only for the compare and a shared_ptr copy, so there
 // is no global lock. A full set evicts the entry that expires first. Holds only tokens that
-// passed; validate_cached() re-checks time, key and claims on every hit.
+// passed; validate_cached() re-checks time, key and claims on every hit, unless the slot
+// remembers that the token passed under the same fixed requirements and key set (a Memo), when
+// it checks the time alone.
 class VerifiedTokenCache {
  public:
+  // Identities of a FixedRequirements and a KeySet (never 0; Memo{} is none).
+  struct Memo {
+    std::uint64_t requirements;
+    std::uint64_t keys;
+  };
+
   // capacity 0: the cache is off (find never hits, insert keeps nothing).
   explicit VerifiedTokenCache(std::size_t capacity = 4096);
   ~VerifiedTokenCache();
@@ -26,7 +34,12 @@ class VerifiedTokenCache {
   VerifiedTokenCache& operator=(const VerifiedTokenCache&) = delete;
 
   VerifiedTokenPtr find(std::string_view token) const;
-  void insert(std::string_view token, VerifiedTokenPtr value, double expires_at);
+  // As find(); `remembered` tells whether the token passed under `memo` (see remember()).
+  VerifiedTokenPtr find(std::string_view token, Memo memo, bool& remembered) const;
+  // A new entry remembers `memo` when given (the token has just passed under it).
+  void insert(std::string_view token, VerifiedTokenPtr value, double expires_at, Memo memo = {});
+  // `value`, found for `token`, has passed under `memo`: kept while the slot holds that value.
+  void remember(std::string_view token, const VerifiedToken* value, Memo memo);
   std::size_t size() const;
   std::size_t capacity() const { return kShards * sets_ * kWays; }
 
@@ -41,12 +54,14 @@ class VerifiedTokenCache {
     double expires_at = 0;
     std::string token;
     VerifiedTokenPtr value;
+    Memo passed{};  // the one pair of requirements and keys it is known to pass
   };
   struct alignas(64) Shard {
     mutable std::mutex mu;
     std::unique_ptr<Slot[]> slots;
   };
   Slot* set_for(Shard& shard, std::uint64_t hash) const;
+  Slot* find_slot(Shard& shard, std::uint64_t hash, std::string_view token) const;
 
   std::size_t sets_;
   std::unique_ptr<Shard[]> shards_;

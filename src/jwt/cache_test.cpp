@@ -86,6 +86,97 @@ TEST(Cache, NeverHoldsFailuresAndComparesWholeToken) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+TEST(Cache, RemembersAPassUnderFixedRequirementsAndKeysOnly) {
+  KeySet keys = testing::standard_keys();
+  VerifiedTokenCache cache(64);
+  Requirements base;
+  base.audiences = {"a"};
+  const FixedRequirements req(base);
+  const std::string t = testing::token(R"({"kid":"rsa-a"})",
+                                       R"({"exp":1800000100,"nbf":1799999900,"aud":"a"})");
+  const VerifiedTokenCache::Memo memo{req.identity(), keys.identity()};
+  bool remembered = true;
+  EXPECT_EQ(cache.find(t, memo, remembered), nullptr);
+  EXPECT_FALSE(remembered);
+  auto first = validate_cached(t, keys, req, kNow, cache);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ((*first)->expires, 1800000100);
+  EXPECT_EQ((*first)->not_before, 1799999900);
+  // Inserted with the memo: the next hit needs only its lifetime.
+  ASSERT_NE(cache.find(t, memo, remembered), nullptr);
+  EXPECT_TRUE(remembered);
+  auto again = validate_cached(t, keys, req, kNow, cache);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(first->get(), again->get());
+  // The lifetime is still checked, on both edges, with the refusal the whole path gives.
+  auto late = validate_cached(t, keys, req, 1800000100, cache);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().reason, Reason::kTokenExpired);
+  EXPECT_NE(late.error().message.find("expired"), std::string::npos);
+  auto early = validate_cached(t, keys, req, 1799999899, cache);
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().message.find("not valid before"), std::string::npos);
+  EXPECT_TRUE(validate_cached(t, keys, req, 1799999900, cache).ok());
+  EXPECT_TRUE(validate_cached(t, keys, req, 1800000099.5, cache).ok());
+
+  // Other requirements, even a copy of these: a new identity, so the claims are checked again.
+  Requirements other_base = base;
+  other_base.audiences = {"b"};
+  const FixedRequirements other(other_base);
+  EXPECT_NE(other.identity(), req.identity());
+  auto refused = validate_cached(t, keys, other, kNow, cache);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason, Reason::kTokenAudienceNotAllowed);
+  const FixedRequirements copy = req;
+  EXPECT_NE(copy.identity(), req.identity());
+  EXPECT_FALSE(cache.find(t, {copy.identity(), keys.identity()}, remembered) && remembered);
+  EXPECT_TRUE(validate_cached(t, keys, copy, kNow, cache).ok());  // and now it is remembered
+  ASSERT_NE(cache.find(t, {copy.identity(), keys.identity()}, remembered), nullptr);
+  EXPECT_TRUE(remembered);
+  // One memo per token: the copy's pass replaced the first one's, which is checked in full again.
+  ASSERT_NE(cache.find(t, memo, remembered), nullptr);
+  EXPECT_FALSE(remembered);
+
+  // Keys that changed (a key added) or were rotated away are other keys.
+  KeySet grown = keys;
+  EXPECT_NE(grown.identity(), keys.identity());
+  const std::uint64_t before = grown.identity();
+  grown.add(testing::jwk(testing::rsa_b(), "rsa-b2"));
+  EXPECT_NE(grown.identity(), before);
+  KeySet rotated;
+  rotated.add(testing::jwk(testing::rsa_b(), "rsa-b"));
+  ASSERT_TRUE(validate_cached(t, keys, req, kNow, cache).ok());
+  auto gone = validate_cached(t, rotated, req, kNow, cache);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().reason, Reason::kTokenSignatureKeyNotFound);
+
+  // A memo is kept only on the entry it was found on: a stale object changes nothing.
+  VerifiedToken stranger;
+  cache.remember(t, &stranger, {other.identity(), keys.identity()});
+  ASSERT_NE(cache.find(t, {other.identity(), keys.identity()}, remembered), nullptr);
+  EXPECT_FALSE(remembered);
+}
+
+TEST(Cache, AMemoNeverOutlivesItsEntry) {
+  KeySet keys = testing::standard_keys();
+  VerifiedTokenCache cache(64);
+  const FixedRequirements req{Requirements{}};
+  const std::string t = testing::token(R"({"kid":"rsa-a"})", R"({"exp":1800000100})");
+  ASSERT_TRUE(validate_cached(t, keys, req, kNow, cache).ok());
+  bool remembered = false;
+  ASSERT_NE(cache.find(t, {req.identity(), keys.identity()}, remembered), nullptr);
+  EXPECT_TRUE(remembered);
+  // The same token inserted again (another validation without a memo) starts without one.
+  auto plain = validate(t, keys, req.get(), kNow);
+  ASSERT_TRUE(plain.ok());
+  cache.insert(t, *plain, 1800000100);
+  ASSERT_NE(cache.find(t, {req.identity(), keys.identity()}, remembered), nullptr);
+  EXPECT_FALSE(remembered);
+  // A memo of zeros is none.
+  ASSERT_NE(cache.find(t, {0, 0}, remembered), nullptr);
+  EXPECT_FALSE(remembered);
+}
+
 TEST(Cache, StaysBoundedAndThreadSafe) {
   KeySet keys = testing::standard_keys();
   VerifiedTokenCache cache(64);

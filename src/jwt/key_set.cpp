@@ -156,7 +156,10 @@ core::Result<KeySet, std::string> KeySet::from_jwks(std::string_view json,
   return set;
 }
 
-void KeySet::add(Jwk jwk) { keys_.push_back(std::move(jwk)); }
+void KeySet::add(Jwk jwk) {
+  keys_.push_back(std::move(jwk));
+  identity_.renew();
+}
 
 bool KeySet::contains_fingerprint(std::string_view fingerprint) const {
   for (const auto& k : keys_) {

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/identity.hpp"
 #include "core/result.hpp"
 #include "crypto/key.hpp"
 #include "jwt/algorithm.hpp"
@@ -56,8 +57,13 @@ class KeySet {
   // The JWKS document for these keys (public parts only; oct keys are never written).
   std::string to_jwks() const;
 
+  // Names these keys as they are now (add() renews it, a copy has its own): what passed under
+  // them may be remembered by it (VerifiedTokenCache).
+  std::uint64_t identity() const { return identity_.value(); }
+
  private:
   std::vector<Jwk> keys_;
+  core::Identity identity_;
 };
 
 }  // namespace mcpgate::jwt

@@ -2,10 +2,12 @@
 // Must not depend on Asio or on anything above crypto.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/identity.hpp"
 #include "jwt/algorithm.hpp"
 #include "jwt/entra.hpp"
 
@@ -32,6 +34,20 @@ struct Requirements {
   double clock_skew_seconds = 0;          // APIM validate-jwt's default
   bool try_all_keys_on_kid_miss = false;  // APIM issuer-signing-keys
   bool allow_graph_nonce = false;         // validate-azure-ad-token only
+};
+
+// Requirements that can no longer change, under their own Identity: a policy's, fixed at load.
+// What passed under one FixedRequirements and one KeySet is remembered by the token cache, so a
+// token seen again has only its lifetime checked (validate_cached).
+class FixedRequirements {
+ public:
+  explicit FixedRequirements(Requirements req) : req_(std::move(req)) {}
+  const Requirements& get() const { return req_; }
+  std::uint64_t identity() const { return identity_.value(); }
+
+ private:
+  Requirements req_;
+  core::Identity identity_;
 };
 
 }  // namespace mcpgate::jwt

@@ -1,5 +1,6 @@
 #include "jwt/validate.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/strings.hpp"
@@ -146,6 +147,12 @@ const Jwk* find_by_fingerprint(const KeySet& keys, std::string_view fingerprint)
 }
 
 }  // namespace
+
+std::string_view client_application(const VerifiedToken& token) {
+  const std::string* app = token.claims.find_string(token.entra_version == 1 ? "appid" : "azp");
+  if (!app) app = token.claims.find_string("appid");
+  return app ? std::string_view(*app) : std::string_view();
+}
 
 core::Result<int, ValidationError> check_claims(const core::Json& claims, const Requirements& req,
                                                 double now) {
@@ -307,6 +314,9 @@ ValidationResult validate_token(const Token& token, Token* owned, const KeySet& 
   out->key_fingerprint = sig->key ? sig->key->key.fingerprint() : std::string();
   out->graph_nonce = sig->graph_nonce;
   out->entra_version = *version;
+  // check_claims has read both as NumericDates by now.
+  if (const core::Json* exp = out->claims.find("exp")) out->expires = exp->as_number().value;
+  if (const core::Json* nbf = out->claims.find("nbf")) out->not_before = nbf->as_number().value;
   return VerifiedTokenPtr(std::move(out));
 }
 
@@ -324,10 +334,21 @@ ValidationResult validate(std::string_view compact, const KeySet& keys, const Re
   return validate_token(*token, &token.value(), keys, req, now);
 }
 
+namespace {
+
+// check_claims' lifetime test, on the numbers a passed token kept: the same comparisons.
+bool within_lifetime(const VerifiedToken& t, const Requirements& req, double now) {
+  const double skew = req.clock_skew_seconds;
+  return !(now >= t.expires + skew) && !(now + skew < t.not_before);
+}
+
 ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
-                                 const Requirements& req, double now, VerifiedTokenCache& cache,
-                                 const ParseLimits& limits) {
-  if (VerifiedTokenPtr hit = cache.find(compact)) {
+                                 const Requirements& req, VerifiedTokenCache::Memo memo, double now,
+                                 VerifiedTokenCache& cache, const ParseLimits& limits) {
+  bool remembered = false;
+  if (VerifiedTokenPtr hit = cache.find(compact, memo, remembered)) {
+    // Passed before under these very requirements and keys: only the time has moved.
+    if (remembered && within_lifetime(*hit, req, now)) return hit;
     // A hit stands for "these bytes verified under key K". It counts only if K is still trusted
     // here and this policy accepts how it was verified; every claim is checked again.
     const Jwk* key = find_by_fingerprint(keys, hit->key_fingerprint);
@@ -336,16 +357,29 @@ ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
       auto version = check_claims(hit->claims, req, now);
       if (!version) return fail(std::move(version).error());
       if (auto e = check_key_issuer(key, hit->claims, req, *version)) return fail(std::move(*e));
+      if (memo.requirements) cache.remember(compact, hit.get(), memo);
       return hit;
     }
   }
   auto result = validate(compact, keys, req, now, limits);
-  if (result && !(*result)->key_fingerprint.empty()) {
-    const core::Json* exp = (*result)->claims.find("exp");
-    cache.insert(compact, *result,
-                 exp && exp->is_number() ? exp->as_number().value : kMaxNumericDate);
-  }
+  if (result && !(*result)->key_fingerprint.empty())
+    cache.insert(compact, *result, std::min((*result)->expires, kMaxNumericDate), memo);
   return result;
+}
+
+}  // namespace
+
+ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
+                                 const Requirements& req, double now, VerifiedTokenCache& cache,
+                                 const ParseLimits& limits) {
+  return validate_cached(compact, keys, req, VerifiedTokenCache::Memo{}, now, cache, limits);
+}
+
+ValidationResult validate_cached(std::string_view compact, const KeySet& keys,
+                                 const FixedRequirements& req, double now,
+                                 VerifiedTokenCache& cache, const ParseLimits& limits) {
+  return validate_cached(compact, keys, req.get(), {req.identity(), keys.identity()}, now, cache,
+                         limits);
 }
 
 }  // namespace mcpgate::jwt

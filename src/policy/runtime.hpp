@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "core/result.hpp"
 #include "jwt/cache.hpp"
 #include "jwt/key_source.hpp"
@@ -83,11 +85,14 @@ struct Context {
   std::optional<LocalResponse> respond;
   std::optional<LastError> error;
   std::map<std::string, std::string, std::less<>> variables;
-  // Token validation: the caller's client application (appid/azp) once a token passed, and the
-  // wait a policy asks for when it needs keys it does not have yet (Flow::kPending): the proxy
-  // calls `pending` with a callback that resumes the request, then runs the policy again.
-  std::string client_app;
-  std::vector<std::pair<std::string, std::string>> validations;  // (policy, "valid" or reason)
+  // Token validation: each validating policy's outcome (its name, and "valid" or APIM's reason:
+  // static text), the last token that passed (its claims: the client application for the log),
+  // and the wait a policy asks for when it needs keys it does not have yet (Flow::kPending): the
+  // proxy calls `pending` with a callback that resumes the request, then runs the policy again.
+  using Validations =
+      boost::container::small_vector<std::pair<std::string_view, std::string_view>, 2>;
+  Validations validations;
+  jwt::VerifiedTokenPtr token;
   std::function<void(std::function<void()> resume)> pending;
   int key_waits = 0;  // at most one wait for keys per request
   // The backend section's forward-request, when one runs.

@@ -110,8 +110,8 @@ double now_seconds(const CompileEnv& env) {
 // The parts both policies share: where the token is, how failures answer, what success leaves.
 class Validator : public Policy {
  protected:
-  Validator(const Element& e, const CompileEnv& env, std::string source)
-      : env_(env), source_name_(std::move(source)) {
+  Validator(const Element& e, const CompileEnv& env, std::string_view source)
+      : env_(env), source_name_(source) {
     if (const auto* c = attr(e, "failed-validation-httpcode")) status_ = std::stoi(*c);
     if (const auto* m = attr(e, "failed-validation-error-message")) message_ = *m;
     if (const auto* v = attr(e, "output-token-variable-name")) output_ = *v;
@@ -119,7 +119,7 @@ class Validator : public Policy {
 
   Flow refuse(Context& ctx, jwt::Reason reason, std::string message) const {
     LastError e;
-    e.source = source_name_;
+    e.source = std::string(source_name_);
     e.reason = std::string(jwt::reason_name(reason));
     e.message = std::move(message);  // the token core's messages never hold the token
     e.log_message = true;
@@ -127,17 +127,15 @@ class Validator : public Policy {
     e.response_message = !message_.empty()                         ? message_
                          : reason == jwt::Reason::kTokenNotPresent ? "JWT not present."
                                                                    : "Invalid JWT.";
-    ctx.validations.emplace_back(source_name_, e.reason);
+    ctx.validations.emplace_back(source_name_, jwt::reason_name(reason));
     ctx.error = std::move(e);
     return Flow::kError;
   }
 
-  Flow accept(Context& ctx, const jwt::VerifiedToken& token) const {
+  Flow accept(Context& ctx, jwt::VerifiedTokenPtr token) const {
     ctx.validations.emplace_back(source_name_, "valid");
-    const std::string* app = token.claims.find_string(token.entra_version == 1 ? "appid" : "azp");
-    if (!app) app = token.claims.find_string("appid");
-    if (app) ctx.client_app = core::printable(*app, 64);
-    if (!output_.empty()) ctx.variables[output_] = token.claims.dump();
+    if (!output_.empty()) ctx.variables[output_] = token->claims.dump();
+    ctx.token = std::move(token);
     return Flow::kContinue;
   }
 
@@ -183,8 +181,8 @@ class Validator : public Policy {
     return Flow::kPending;
   }
 
-  CompileEnv env_;  // a copy: policies outlive the compile call
-  std::string source_name_;
+  CompileEnv env_;                // a copy: policies outlive the compile call
+  std::string_view source_name_;  // a literal
   TokenSource token_;
   int status_ = 401;
   std::string message_;
@@ -236,6 +234,7 @@ class ValidateAzureAdToken final : public Validator {
       return core::fail(
           std::string("<validate-azure-ad-token> needs client-application-ids or "
                       "audiences: without them any application's token would pass"));
+    if (rule_) fixed_.emplace(base_);
     return 0;
   }
 
@@ -251,37 +250,41 @@ class ValidateAzureAdToken final : public Validator {
                     "no signing keys from " + keys_->url() +
                         (snap->error.empty() ? std::string() : ": " + snap->error));
     }
-    // A tenant GUID or alias: the requirements are fixed at load (no copy per request).
-    const jwt::Requirements* req = &base_;
-    jwt::Requirements for_domain;
-    if (!rule_) {
-      for_domain = base_;
-      req = &for_domain;
-      // A domain: the tenant's GUID is in its discovery document's issuer ({authority}/{tid}/v2.0).
-      const auto parts = core::split(snap->issuer, "/");
-      const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
-      auto rule = jwt::EntraRule::make(tenant_, endpoint_, tid);
-      if (!rule)
-        return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed,
-                      "tenant " + tenant_ + ": " + rule.error());
-      for_domain.entra = std::move(rule.value());
-    }
-    auto result =
-        jwt::validate_cached(*token, *snap->keys, *req, now_seconds(env_), *env_.token_cache);
+    const double now = now_seconds(env_);
+    // A tenant GUID or alias: the requirements are fixed at load, and what passed under them is
+    // remembered with the token.
+    if (fixed_)
+      return decide(ctx,
+                    jwt::validate_cached(*token, *snap->keys, *fixed_, now, *env_.token_cache));
+    // A domain: the tenant's GUID is in its discovery document's issuer ({authority}/{tid}/v2.0).
+    const auto parts = core::split(snap->issuer, "/");
+    const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
+    auto rule = jwt::EntraRule::make(tenant_, endpoint_, tid);
+    if (!rule)
+      return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed,
+                    "tenant " + tenant_ + ": " + rule.error());
+    jwt::Requirements for_domain = base_;
+    for_domain.entra = std::move(rule.value());
+    return decide(ctx,
+                  jwt::validate_cached(*token, *snap->keys, for_domain, now, *env_.token_cache));
+  }
+
+ private:
+  Flow decide(Context& ctx, jwt::ValidationResult result) const {
     if (!result) {
       if (result.error().reason == jwt::Reason::kTokenSignatureKeyNotFound && ctx.key_waits == 0)
         return wait_for(ctx, {keys_});
       return refuse(ctx, result.error().reason, result.error().message);
     }
-    return accept(ctx, *result.value());
+    return accept(ctx, std::move(result.value()));
   }
 
- private:
   std::string endpoint_;
   std::string tenant_;
   std::optional<jwt::EntraRule> rule_;  // set unless the tenant is a domain
   std::shared_ptr<jwt::KeySource> keys_;
   jwt::Requirements base_;
+  std::optional<jwt::FixedRequirements> fixed_;  // base_, when rule_ is set
 };
 
 class ValidateJwt final : public Validator {
@@ -353,6 +356,7 @@ class ValidateJwt final : public Validator {
       return core::fail(std::string("<validate-jwt> needs openid-config or issuer-signing-keys"));
     if (!env_.token_cache)
       return core::fail(std::string("token validation needs the gateway's key service"));
+    fixed_.emplace(base_);
     return 0;
   }
 
@@ -364,8 +368,8 @@ class ValidateJwt final : public Validator {
     const double now = now_seconds(env_);
     std::optional<jwt::ValidationError> last;
     if (inline_keys_) {
-      auto r = jwt::validate_cached(*token, *inline_keys_, base_, now, *env_.token_cache);
-      if (r) return accept(ctx, *r.value());
+      auto r = jwt::validate_cached(*token, *inline_keys_, *fixed_, now, *env_.token_cache);
+      if (r) return accept(ctx, std::move(r.value()));
       last = r.error();
     }
     std::vector<std::shared_ptr<jwt::KeySource>> stale;
@@ -379,7 +383,7 @@ class ValidateJwt final : public Validator {
       // Without <issuers>, the configuration's issuer is the one allowed (apim-policies.md §3.5).
       if (req.issuers.empty() && !snap->issuer.empty()) req.issuers.push_back(snap->issuer);
       auto r = jwt::validate_cached(*token, *snap->keys, req, now, *env_.token_cache);
-      if (r) return accept(ctx, *r.value());
+      if (r) return accept(ctx, std::move(r.value()));
       if (r.error().reason == jwt::Reason::kTokenSignatureKeyNotFound) stale.push_back(s);
       if (!last || last->reason == jwt::Reason::kTokenSignatureKeyNotFound) last = r.error();
     }
@@ -399,6 +403,7 @@ class ValidateJwt final : public Validator {
   std::shared_ptr<const jwt::KeySet> inline_keys_;
   std::vector<std::shared_ptr<jwt::KeySource>> sources_;
   jwt::Requirements base_;
+  std::optional<jwt::FixedRequirements> fixed_;  // base_ as loaded, for the inline keys
 };
 
 }  // namespace

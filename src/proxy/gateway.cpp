@@ -37,6 +37,7 @@
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
 #include "http/head.hpp"
+#include "jwt/validate.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "net/listener.hpp"
 #include "net/upstream.hpp"
@@ -799,8 +800,8 @@ struct Gateway::Impl {
     // What an event stream keeps of pctx while it is open (see keep_for_stream).
     std::vector<std::function<void(std::uint64_t bytes)>> on_done;
     std::vector<std::shared_ptr<void>> holds;  // a concurrency slot, for one
-    std::vector<std::pair<std::string, std::string>> validations;
-    std::string client_app;
+    policy::Context::Validations validations;
+    jwt::VerifiedTokenPtr token;
 
     // An event stream may stay open for hours: of the policies' state it keeps only what its
     // end needs (counters to settle, a slot to give back, what its log line and metrics say).
@@ -809,7 +810,7 @@ struct Gateway::Impl {
       on_done = std::move(pctx->on_done);
       holds = std::move(pctx->holds);
       validations = std::move(pctx->validations);
-      client_app = std::move(pctx->client_app);
+      token = std::move(pctx->token);
       pctx.reset();
     }
   };
@@ -1334,7 +1335,8 @@ struct Gateway::Impl {
         if (auto it = w.validations.find(key); it != w.validations.end()) {
           ++it->second;
         } else {
-          w.validations.emplace(McpSeries{key.slot, policy_name, outcome}, 1);
+          w.validations.emplace(McpSeries{key.slot, std::string(policy_name), std::string(outcome)},
+                                1);
         }
       }
     }
@@ -1362,8 +1364,10 @@ struct Gateway::Impl {
       if (!rec.mcp_info.tool.empty())
         o.emplace_back("mcp_tool", core::Json(core::printable(rec.mcp_info.tool, 100)));
     }
-    if (const auto& app = pctx ? pctx->client_app : rec.client_app; !app.empty())
-      o.emplace_back("client_app", core::Json(app));
+    if (const auto& token = pctx ? pctx->token : rec.token) {
+      if (const auto app = jwt::client_application(*token); !app.empty())
+        o.emplace_back("client_app", core::Json(core::printable(app, 64)));
+    }
     if (!rec.error.empty()) o.emplace_back("error", core::Json(rec.error));
     options.access_log(core::Json(std::move(o)).dump());
   }

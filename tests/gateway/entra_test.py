@@ -276,6 +276,34 @@ apis:
                                r'outcome="valid"\} [1-9]')
         self.assertRegex(text, r'mcpgate_key_fetches_total\{result="ok"\} [1-9]')
 
+    def test_13_a_reloaded_policy_checks_a_known_token_again(self):
+        # The token cache outlives reloads and remembers which policy a token passed; a policy
+        # loaded again is another policy, and its rules (here: the client it allows) are applied.
+        config = lambda client: f"""
+listeners: [{{port: 0}}]
+entra: {{authority: "{self.authority}", ca_file: "{self.idp.ca}"}}
+named_values: {{aad-tenant-id: {TENANT}, aad-client-application-id: {client}}}
+backends: {{fake: {{url: "{self.up.url}"}}}}
+apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(self.dir.name, "lab.xml")}}}]
+"""
+        gw = Gateway(config(self.idp.client["appId"])).start()
+        try:
+            auth = {"Authorization": "Bearer " + self.token()}
+            get = lambda: requests.get(gw.url + "/lab/json", headers=auth, timeout=30)
+            for _ in range(3):
+                self.assertEqual(get().status_code, 200)
+            gw.write_config(config(self.idp.other["appId"]))
+            eventually(lambda: "reloaded" in gw.stderr())
+            r = get()
+            self.assertEqual((r.status_code, r.json()["message"]), (401, "Invalid JWT."))
+            line = eventually(lambda: next((l for l in gw.access_log() if l["status"] == 401), None))
+            self.assertIn("TokenClaimValueNotAllowed", line["error"])
+            gw.write_config(config(self.idp.client["appId"]))
+            eventually(lambda: gw.stderr().count("reloaded") == 2)
+            self.assertEqual(get().status_code, 200)
+        finally:
+            gw.cleanup()
+
 
 class LoadErrors(unittest.TestCase):
     def test_policies_that_would_let_anything_through_are_refused(self):  # cases 10, 35
