@@ -7,8 +7,8 @@ namespace mcpgate::jwt {
 VerifiedTokenCache::VerifiedTokenCache(std::size_t capacity)
     : sets_(capacity ? std::max<std::size_t>(1, capacity / (kShards * kWays)) : 0),
       shards_(new Shard[kShards]) {
-  if (sets_ == 0) return;  // off: nothing is kept
-  for (std::size_t i = 0; i < kShards; ++i) shards_[i].slots.reset(new Slot[sets_ * kWays]);
+  // A shard's slots are made by its first insert: a gateway without token policies, or with
+  // few tokens, does not hold the whole capacity's memory (80 bytes a slot) from the start.
 }
 
 VerifiedTokenCache::~VerifiedTokenCache() = default;
@@ -32,6 +32,7 @@ VerifiedTokenCache::Slot* VerifiedTokenCache::set_for(Shard& shard, std::uint64_
 // The slot holding `token` in its set, with the shard's lock held by the caller.
 VerifiedTokenCache::Slot* VerifiedTokenCache::find_slot(Shard& shard, std::uint64_t h,
                                                         std::string_view token) const {
+  if (!shard.slots) return nullptr;
   Slot* set = set_for(shard, h);
   for (std::size_t i = 0; i < kWays; ++i) {
     if (set[i].hash == h && set[i].value && set[i].token == token) return &set[i];
@@ -76,6 +77,7 @@ void VerifiedTokenCache::insert(std::string_view token, VerifiedTokenPtr value, 
   Shard& shard = shards_[h % kShards];
   VerifiedTokenPtr evicted;  // released outside the lock
   std::lock_guard lock(shard.mu);
+  if (!shard.slots) shard.slots.reset(new Slot[sets_ * kWays]);
   Slot* set = set_for(shard, h);
   Slot* victim = &set[0];
   for (std::size_t i = 0; i < kWays; ++i) {
@@ -102,6 +104,7 @@ std::size_t VerifiedTokenCache::size() const {
   std::size_t n = 0;
   for (std::size_t s = 0; s < kShards; ++s) {
     std::lock_guard lock(shards_[s].mu);
+    if (!shards_[s].slots) continue;
     for (std::size_t i = 0; i < sets_ * kWays; ++i) n += shards_[s].slots[i].value ? 1 : 0;
   }
   return n;

@@ -58,7 +58,7 @@ class VerifiedTokenCache {
   };
   struct alignas(64) Shard {
     mutable std::mutex mu;
-    std::unique_ptr<Slot[]> slots;
+    std::unique_ptr<Slot[]> slots;  // made by the shard's first insert
   };
   Slot* set_for(Shard& shard, std::uint64_t hash) const;
   Slot* find_slot(Shard& shard, std::uint64_t hash, std::string_view token) const;
