@@ -27,10 +27,12 @@
 #include <forward_list>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
@@ -728,6 +730,71 @@ struct McpSeriesEq {
 };
 using McpSeriesMap = std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash, McpSeriesEq>;
 
+// What a worker thread hands from one request to the next: a request's big buffers (its head's
+// copy and the upstream request's head, 1-2 KB with a bearer token: past malloc's per-thread
+// cache) and its policy Context (about 1.2 KB). A few are kept per thread, bounded in number and
+// size, so a busy worker makes them once instead of per request. Any thread may give one back
+// (to its own store): nothing is shared.
+class Spares {
+ public:
+  static std::string string() {
+    auto& kept = strings();
+    if (kept.empty()) return {};
+    std::string s = std::move(kept.back());
+    kept.pop_back();
+    return s;
+  }
+  static void give(std::string&& s) {
+    auto& kept = strings();
+    if (s.capacity() > kMaxStringBytes || kept.size() >= kKeep) return;
+    s.clear();
+    kept.push_back(std::move(s));
+  }
+
+  struct GiveContext {
+    void operator()(policy::Context* c) const noexcept {
+      auto& kept = contexts();
+      // Emptied as a new one is (what it held goes now, only its own block stays).
+      std::destroy_at(c);
+      std::construct_at(c);
+      if (kept.size() < kKeep) {
+        kept.emplace_back(c);
+      } else {
+        delete c;
+      }
+    }
+  };
+  using ContextPtr = std::unique_ptr<policy::Context, GiveContext>;
+  static ContextPtr context() {
+    auto& kept = contexts();
+    if (kept.empty()) return ContextPtr(new policy::Context());
+    ContextPtr c(kept.back().release());
+    kept.pop_back();
+    return c;
+  }
+
+ private:
+  static constexpr std::size_t kKeep = 64;
+  static constexpr std::size_t kMaxStringBytes = 16 * 1024;
+  static std::vector<std::string>& strings() {
+    thread_local std::vector<std::string> kept;
+    return kept;
+  }
+  static std::vector<std::unique_ptr<policy::Context>>& contexts() {
+    thread_local std::vector<std::unique_ptr<policy::Context>> kept;
+    return kept;
+  }
+};
+
+// A string from the thread's spares for as long as it lives.
+struct SpareString {
+  std::string s = Spares::string();
+  SpareString() = default;
+  SpareString(const SpareString&) = delete;
+  SpareString& operator=(const SpareString&) = delete;
+  ~SpareString() { Spares::give(std::move(s)); }
+};
+
 }  // namespace
 
 struct Gateway::Impl {
@@ -796,7 +863,7 @@ struct Gateway::Impl {
     std::string error;
     mcp::RequestInfo mcp_info;
     // Set when the API runs policies; on the heap, so the frames stay small.
-    std::unique_ptr<policy::Context> pctx;
+    Spares::ContextPtr pctx;
     // What an event stream keeps of pctx while it is open (see keep_for_stream).
     std::vector<std::function<void(std::uint64_t bytes)>> on_done;
     std::vector<std::shared_ptr<void>> holds;  // a concurrency slot, for one
@@ -942,11 +1009,12 @@ struct Gateway::Impl {
     return env;
   }
 
-  // Runs one section, waiting (without blocking the worker) whenever a policy needs keys.
-  awaitable<policy::Flow> run(Worker& w, const policy::Program& program, policy::Section section,
-                              policy::Context& ctx) {
-    std::size_t position = 0;
-    auto flow = policy::run_section(program, section, ctx, position);
+  // A section that stopped at `position` for keys (Flow::kPending): waits for them without
+  // blocking the worker, then runs on, as often as a policy asks. The first run of a section is
+  // the caller's, outside any coroutine: most requests never wait.
+  awaitable<policy::Flow> run_on(Worker& w, const policy::Program& program, policy::Section section,
+                                 policy::Context& ctx, std::size_t position) {
+    auto flow = policy::Flow::kPending;
     while (flow == policy::Flow::kPending && ctx.pending) {
       auto timer = std::make_shared<asio::steady_timer>(w.ioc, Clock::time_point::max());
       auto pending = std::move(ctx.pending);
@@ -1200,11 +1268,11 @@ struct Gateway::Impl {
   // A request's head for as long as its exchange runs: its bytes, copied out of the connection's
   // buffer (which the body and the next request reuse), and its parse as views into them.
   struct RequestCopy {
-    std::string bytes;
+    std::string bytes = Spares::string();
     http::RequestHead head;
     // `parsed`: views into `data`, which starts with the head.
-    RequestCopy(const http::RequestHead& parsed, std::string_view data)
-        : bytes(data.substr(0, parsed.size)) {
+    RequestCopy(const http::RequestHead& parsed, std::string_view data) {
+      bytes.assign(data.substr(0, parsed.size));
       const auto rebase = [&](std::string_view v) {
         return std::string_view(bytes.data() + (v.data() - data.data()), v.size());
       };
@@ -1220,6 +1288,7 @@ struct Gateway::Impl {
     }
     RequestCopy(const RequestCopy&) = delete;
     RequestCopy& operator=(const RequestCopy&) = delete;
+    ~RequestCopy() { Spares::give(std::move(bytes)); }
   };
 
   // The answer to a head that could not be read; the connection then closes. A client that
@@ -1438,7 +1507,7 @@ struct Gateway::Impl {
     std::uint64_t& bytes_in = rec.bytes_in;
     std::string& error = rec.error;
     mcp::RequestInfo& mcp_info = rec.mcp_info;
-    std::unique_ptr<policy::Context>& pctx = rec.pctx;
+    Spares::ContextPtr& pctx = rec.pctx;
     const Route* route = rec.route = rt.match(path);
     const auto log = [&] { log_exchange(w, rec); };
 
@@ -1596,7 +1665,7 @@ struct Gateway::Impl {
       co_return keep;
     };
     if (!route->plain) {
-      pctx = std::make_unique<policy::Context>();
+      pctx = Spares::context();
       policy::Context& ctx = *pctx;
       ctx.activity_id = request_id;
       ctx.method = method;
@@ -1607,9 +1676,16 @@ struct Gateway::Impl {
       ctx.request_headers = &req_fields;
       ctx.preflight = method == "OPTIONS" && req_fields.first("Origin") &&
                       req_fields.first("Access-Control-Request-Method");
-      auto flow = co_await run(w, *route->program, policy::kInbound, ctx);
-      if (flow == policy::Flow::kContinue)
-        flow = co_await run(w, *route->program, policy::kBackend, ctx);
+      std::size_t at = 0;
+      auto flow = policy::run_section(*route->program, policy::kInbound, ctx, at);
+      if (flow == policy::Flow::kPending)
+        flow = co_await run_on(w, *route->program, policy::kInbound, ctx, at);
+      if (flow == policy::Flow::kContinue) {
+        at = 0;
+        flow = policy::run_section(*route->program, policy::kBackend, ctx, at);
+        if (flow == policy::Flow::kPending)
+          flow = co_await run_on(w, *route->program, policy::kBackend, ctx, at);
+      }
       if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
       if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
       if (!ctx.forward) {
@@ -1642,7 +1718,8 @@ struct Gateway::Impl {
     Pool& pool = *view.pools[upstream_index];
     std::chrono::milliseconds response_timeout = up.response_timeout;
     if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
-    std::string upstream_head;
+    SpareString spare_head;
+    std::string& upstream_head = spare_head.s;
     {
       std::string ours;
       ours.reserve(128);

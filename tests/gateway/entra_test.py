@@ -304,6 +304,25 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(se
         finally:
             gw.cleanup()
 
+    def test_14_requests_on_one_connection_share_nothing(self):
+        # One connection, so one worker: each request's policy state (memory the worker reuses)
+        # starts empty — no token, outcome or client from the request before.
+        token = self.token()
+        with requests.Session() as s:
+            sent = []
+            for auth in (token, None, token, "x.y.z", None):
+                h = {"Authorization": "Bearer " + auth} if auth else {}
+                sent.append(s.get(self.gw.url + "/lab/json", headers=h, timeout=30))
+        self.assertEqual([r.status_code for r in sent], [200, 401, 200, 401, 401])
+        lines = [self.log_line(r) for r in sent]
+        self.assertEqual([l.get("client_app") for l in lines],
+                         [self.idp.client["appId"], None, self.idp.client["appId"], None, None])
+        self.assertNotIn("error", lines[0])
+        self.assertIn("TokenNotPresent", lines[1]["error"])
+        self.assertNotIn("error", lines[2])
+        self.assertIn("JwtInvalid", lines[3]["error"])
+        self.assertIn("TokenNotPresent", lines[4]["error"])
+
 
 class LoadErrors(unittest.TestCase):
     def test_policies_that_would_let_anything_through_are_refused(self):  # cases 10, 35
