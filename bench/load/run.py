@@ -149,6 +149,10 @@ def report(res):
             r = m["mcpgate_lab_fresh"]["rps"] / m["haproxy_jwt_fresh"]["rps"]
             goals.append(("fresh token per request (cache off) req/s vs HAProxy jwt_verify", fmt_ratio(r), "≥ 1.5×",
                           r >= 1.5))
+        if "mcpgate_lab" in m and "nginx_token" in m:
+            goals.append(("(no goal) lab policy proxy CPU per request vs nginx forwarding the same token",
+                          f"{fmt_ratio(m['mcpgate_lab']['cpu_us'] / m['nginx_token']['cpu_us'])} "
+                          f"({m['mcpgate_lab']['cpu_us']:.1f} vs {m['nginx_token']['cpu_us']:.1f} µs)", "–", None))
         if "mcpgate" in m and "nginx" in m:
             goals.append(("(no goal) mcpgate without policy req/s vs nginx",
                           fmt_ratio(m["mcpgate"]["rps"] / m["nginx"]["rps"]), "–", None))

@@ -4,6 +4,8 @@ nginx origin answering ~200 bytes of JSON (core 0, with wrk); each proxy alone o
 Setups (all interleaved, round after round, connection count after connection count):
   direct                 wrk straight to the origin: the harness ceiling
   nginx                  nginx 1.22, keep-alive upstream, no auth
+  nginx_token            the same nginx sent the lab's token (forwarded, not checked): the bytes
+                         a token adds to each request, without its check
   mcpgate                mcpgate gateway, no policy
   haproxy_jwt            HAProxy 2.6 + jwt_verify (RS256, exp, iss, azp), the same token each time
   mcpgate_lab            mcpgate with the lab's validate-azure-ad-token policy, the same token
@@ -19,6 +21,7 @@ import harness as h
 NAMES = {
     "direct": "direct to the origin (harness ceiling)",
     "nginx": "nginx 1.22 proxy, no auth",
+    "nginx_token": "nginx 1.22 proxy, no auth, token forwarded",
     "mcpgate": "mcpgate, no policy",
     "haproxy_jwt": "HAProxy 2.6 + jwt_verify, same token",
     "mcpgate_lab": "mcpgate, lab policy, same token",
@@ -55,7 +58,8 @@ def run(ctx, with_main, with_fresh):
         h.check_auth("haproxy jwt_verify", hap_port, "/mcp", [token])
         h.check_auth("mcpgate (lab policy)", lab_port, "/mcp", [token])
         auth = ("Authorization: Bearer " + token,)
-        setups += [{"key": "haproxy_jwt", "port": hap_port, "pid": hap.pid, "headers": auth},
+        setups += [{"key": "nginx_token", "port": ngx_port, "pid": ngx.pid, "headers": auth},
+                   {"key": "haproxy_jwt", "port": hap_port, "pid": hap.pid, "headers": auth},
                    {"key": "mcpgate_lab", "port": lab_port, "pid": lab.pid, "headers": auth}]
     if with_fresh and args.fresh_tokens == "off":
         notes.append("fresh tokens: not run (--fresh-tokens off)")
