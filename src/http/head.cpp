@@ -6,6 +6,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MCPGATE_AVX2_SCAN 1
+#endif
 
 #include "core/strings.hpp"
 
@@ -26,10 +30,42 @@ bool token_char(char c) { return kToken[static_cast<unsigned char>(c)]; }
 
 bool control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
+#if defined(MCPGATE_AVX2_SCAN)
+// Past the printable ASCII at p, 64 bytes at a time, on CPUs with AVX2: stops at the first block
+// holding anything else (the exact loops of first_control take it from there).
+__attribute__((target("avx2"))) const char* printable_avx2(const char* p, const char* end) {
+  const __m256i below_space = _mm256_set1_epi8(0x1f);
+  const __m256i del = _mm256_set1_epi8(0x7f);
+  for (; end - p >= 64; p += 64) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+    const __m256i ok = _mm256_and_si256(
+        _mm256_and_si256(_mm256_cmpgt_epi8(a, below_space), _mm256_cmpgt_epi8(del, a)),
+        _mm256_and_si256(_mm256_cmpgt_epi8(b, below_space), _mm256_cmpgt_epi8(del, b)));
+    if (_mm256_movemask_epi8(ok) != -1) break;
+  }
+  return p;
+}
+
+const char* printable_none(const char* p, const char*) { return p; }
+
+// Chosen once: whether this CPU (and its OS) can run the AVX2 loop.
+const char* skip_printable(const char* p, const char* end) {
+  static const auto run = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? printable_avx2 : printable_none;
+  }();
+  return run(p, end);
+}
+#endif
+
 // The first byte in [p, end) a field value cannot hold (a control other than HTAB, or DEL: RFC
 // 9110 §5.5), which ends the value when it is the CR of its CRLF. A bearer token is most of a
-// request's head: this is the one loop that goes over it, 16 bytes at a time.
+// request's head: this is the one loop that goes over it, 64 (AVX2) or 32 and 16 bytes at a time.
 const char* first_control(const char* p, const char* end) {
+#if defined(MCPGATE_AVX2_SCAN)
+  if (end - p >= 64) p = skip_printable(p, end);
+#endif
 #if defined(__SSE2__)
   const __m128i space = _mm_set1_epi8(0x20);
   const __m128i tab = _mm_set1_epi8('\t');
