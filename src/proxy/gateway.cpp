@@ -812,6 +812,18 @@ struct Gateway::Impl {
     McpSeriesMap mcp_calls;             // likewise
     // Token validations by (API, policy, outcome): "valid" or APIM's reason. Likewise.
     McpSeriesMap validations;
+    // The series counted last, by where its names are (static text, so the same outcome again
+    // is the same two pointers): a run of one outcome skips the hash. Entries are never erased.
+    struct LastValidation {
+      std::size_t slot = 0;
+      std::string_view policy;
+      std::string_view outcome;
+      std::uint64_t* count = nullptr;
+      bool same(std::size_t s, std::string_view p, std::string_view o) const {
+        return count && slot == s && policy.data() == p.data() && policy.size() == p.size() &&
+               outcome.data() == o.data() && outcome.size() == o.size();
+      }
+    } last_validation;
     // The request head being parsed: views into a connection's buffer, copied into its request
     // before anything suspends, so one per worker serves every connection (an idle connection
     // keeps no field list of its own).
@@ -1399,14 +1411,21 @@ struct Gateway::Impl {
     for (const auto& done : pctx ? pctx->on_done : rec.on_done) done(rec.bytes_in + rec.bytes_out);
     if (rec.route) {
       for (const auto& [policy_name, outcome] : pctx ? pctx->validations : rec.validations) {
+        auto& last = w.last_validation;
+        if (last.same(rec.route->slot, policy_name, outcome)) {
+          ++*last.count;
+          continue;
+        }
         // Bounded: 2 x 10 x APIs.
         const McpSeriesView key{rec.route->slot, policy_name, outcome};
-        if (auto it = w.validations.find(key); it != w.validations.end()) {
-          ++it->second;
-        } else {
-          w.validations.emplace(McpSeries{key.slot, std::string(policy_name), std::string(outcome)},
-                                1);
+        auto it = w.validations.find(key);
+        if (it == w.validations.end()) {
+          it = w.validations
+                   .emplace(McpSeries{key.slot, std::string(policy_name), std::string(outcome)}, 0)
+                   .first;
         }
+        ++it->second;
+        last = {key.slot, policy_name, outcome, &it->second};
       }
     }
     if (!options.access_log) return;
@@ -1501,7 +1520,7 @@ struct Gateway::Impl {
     const std::string& target = rec.target;
     const std::string_view path = std::string_view(target).substr(0, target.find('?'));
     rec.method = std::string(rq.head.method);
-    const std::string& method = rec.method;
+    const std::string_view method = rec.method;
     int& status = rec.status;
     std::uint64_t& bytes_out = rec.bytes_out;
     std::uint64_t& bytes_in = rec.bytes_in;

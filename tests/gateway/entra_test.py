@@ -4,6 +4,7 @@ emulator (`mcpgate idp`, client-credentials flow) and PyJWT: apim-policies.md §
 15, 16, 24-30, 32, 41, key rotation and an issuer that is down. Everything on 127.0.0.1."""
 import base64
 import os
+import re
 import sys
 import tempfile
 import time
@@ -308,6 +309,13 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(se
         # One connection, so one worker: each request's policy state (memory the worker reuses)
         # starts empty — no token, outcome or client from the request before.
         token = self.token()
+
+        def counts():
+            text = requests.get(self.gw.admin + "/metrics", timeout=10).text
+            found = re.findall(r'mcpgate_token_validations_total\{api="lab",policy="validate-azure-ad-token",'
+                               r'outcome="(\w+)"\} (\d+)', text)
+            return {outcome: int(n) for outcome, n in found}
+        before = counts()
         with requests.Session() as s:
             sent = []
             for auth in (token, None, token, "x.y.z", None):
@@ -322,6 +330,10 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(se
         self.assertNotIn("error", lines[2])
         self.assertIn("JwtInvalid", lines[3]["error"])
         self.assertIn("TokenNotPresent", lines[4]["error"])
+        # Counted each time, the outcomes alternating (log lines are written after the counts).
+        after = counts()
+        self.assertEqual({k: after.get(k, 0) - before.get(k, 0) for k in ("valid", "TokenNotPresent", "JwtInvalid")},
+                         {"valid": 2, "TokenNotPresent": 2, "JwtInvalid": 1})
 
 
 class LoadErrors(unittest.TestCase):
