@@ -11,7 +11,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -730,13 +729,34 @@ struct McpSeriesEq {
 };
 using McpSeriesMap = std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash, McpSeriesEq>;
 
+// An upstream answer is read kAnswerRead bytes at a time (its head and, mostly, all of a small
+// body in the first read; a large body in reads of this size, each relayed in one write).
+constexpr std::size_t kAnswerRead = 16 * 1024;
+
 // What a worker thread hands from one request to the next: a request's big buffers (its head's
 // copy and the upstream request's head, 1-2 KB with a bearer token: past malloc's per-thread
-// cache) and its policy Context (about 1.2 KB). A few are kept per thread, bounded in number and
-// size, so a busy worker makes them once instead of per request. Any thread may give one back
-// (to its own store): nothing is shared.
+// cache; the buffer its answer is read into), and its policy Context (about 1.2 KB). A few are
+// kept per thread, bounded in number and size, so a busy worker makes them once instead of per
+// request. Any thread may give one back (to its own store): nothing is shared.
 class Spares {
  public:
+  static beast::flat_buffer buffer() {
+    auto& kept = buffers();
+    if (kept.empty()) return beast::flat_buffer();
+    beast::flat_buffer b = std::move(kept.back());
+    kept.pop_back();
+    return b;
+  }
+  // Kept when it can take a whole first read and is not unusually large (a moved-from or shrunk
+  // buffer is not).
+  static void give(beast::flat_buffer&& b) {
+    auto& kept = buffers();
+    if (b.capacity() < kAnswerRead || b.capacity() > 4 * kAnswerRead || kept.size() >= kKeepBuffers)
+      return;
+    b.clear();
+    kept.push_back(std::move(b));
+  }
+
   static std::string string() {
     auto& kept = strings();
     if (kept.empty()) return {};
@@ -775,7 +795,12 @@ class Spares {
 
  private:
   static constexpr std::size_t kKeep = 64;
+  static constexpr std::size_t kKeepBuffers = 16;
   static constexpr std::size_t kMaxStringBytes = 16 * 1024;
+  static std::vector<beast::flat_buffer>& buffers() {
+    thread_local std::vector<beast::flat_buffer> kept;
+    return kept;
+  }
   static std::vector<std::string>& strings() {
     thread_local std::vector<std::string> kept;
     return kept;
@@ -786,13 +811,20 @@ class Spares {
   }
 };
 
-// A string from the thread's spares for as long as it lives.
+// A string, and a read buffer, from the thread's spares for as long as they live.
 struct SpareString {
   std::string s = Spares::string();
   SpareString() = default;
   SpareString(const SpareString&) = delete;
   SpareString& operator=(const SpareString&) = delete;
   ~SpareString() { Spares::give(std::move(s)); }
+};
+struct SpareBuffer {
+  beast::flat_buffer b = Spares::buffer();
+  SpareBuffer() = default;
+  SpareBuffer(const SpareBuffer&) = delete;
+  SpareBuffer& operator=(const SpareBuffer&) = delete;
+  ~SpareBuffer() { Spares::give(std::move(b)); }
 };
 
 }  // namespace
@@ -897,6 +929,11 @@ struct Gateway::Impl {
   // An upstream's answer whose head is ready, handed from the exchange to the relay.
   using ResponseParser = bhttp::response_parser<bhttp::buffer_body>;
   struct Answer {
+    Answer() = default;
+    Answer(Answer&&) = default;
+    Answer& operator=(Answer&&) = default;
+    ~Answer() { Spares::give(std::move(ubuf)); }  // a moved-from one has nothing to give
+
     std::optional<net::UpstreamConn> upstream;
     std::unique_ptr<ResponseParser> res;  // reads the body; made when it is needed (parser())
     beast::flat_buffer ubuf;              // what the upstream sent past the head
@@ -1239,8 +1276,9 @@ struct Gateway::Impl {
   }
 
   // Reads until an upstream answer's head has ended (or `max` bytes are in) and parses it into
-  // `head`: views into ubuf, good until ubuf changes. Reads as Beast's reader did: 512 bytes into
-  // an empty buffer, more as it grows (a small answer's body comes in the same read).
+  // `head`: views into ubuf, good until ubuf changes. Each read takes up to kAnswerRead bytes (or
+  // what room the buffer has beyond that), so a small answer's body comes in the same read, and
+  // the body's reads after it (Beast's, sized by the buffer's room) are as large.
   static awaitable<HeadRead> read_answer_head(net::UpstreamConn& upstream, beast::flat_buffer& ubuf,
                                               http::ResponseHead& head, std::size_t max) {
     HeadRead r;
@@ -1249,8 +1287,8 @@ struct Gateway::Impl {
       r.status = http::parse_response_head(data, max, head, searched);
       if (r.status != http::HeadStatus::kIncomplete) co_return r;
       searched = data.size();
-      auto [ec, n] =
-          co_await upstream.async_read_some(ubuf.prepare(beast::read_size(ubuf, 65536)), kTuple);
+      const std::size_t room = std::max(ubuf.capacity() - ubuf.size(), kAnswerRead);
+      auto [ec, n] = co_await upstream.async_read_some(ubuf.prepare(room), kTuple);
       if (ec) {
         r.ec = ec;
         co_return r;
@@ -1763,8 +1801,9 @@ struct Gateway::Impl {
     // The answer's head, parsed in place in ubuf: good until the next read from the upstream or
     // the next suspension (another exchange on this worker parses into it then).
     http::ResponseHead& ah = w.answer_head;
-    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
-    beast::flat_buffer ubuf;
+    bool got_some = false;   // bytes of an answer came (a failure then is a bad response)
+    SpareBuffer spare_ubuf;  // moved into the answer when there is one
+    beast::flat_buffer& ubuf = spare_ubuf.b;
     const auto upstream_started = Clock::now();
     int failure = 0;
     bool client_left = false;
