@@ -1391,8 +1391,13 @@ struct Gateway::Impl {
       // stream's connection then keeps none of their state while it is open.
       HeadRead got = co_await read_request_head(client, cbuf, w.head, limits.max_header_bytes);
       if (got.status == http::HeadStatus::kComplete) {
-        if (w.head.transfer_encoding || w.head.content_length.value_or(0) > 0) {
-          // A body: Beast's parser reads it (a request without one needs none).
+        const std::uint64_t length = w.head.content_length.value_or(0);
+        // A body that came whole with its head (an MCP message, mostly) is the exchange's to
+        // take from cbuf as it is; any other is read by Beast's parser (a request without one
+        // needs none).
+        const bool whole = !w.head.transfer_encoding && length <= limits.max_body_bytes &&
+                           cbuf.size() - w.head.size >= length;
+        if (w.head.transfer_encoding || (length > 0 && !whole)) {
           request = std::make_unique<bhttp::request_parser<bhttp::buffer_body>>();
           request->body_limit(limits.max_body_bytes);
           prime_request_parser(*request, w.head, got.ec);
@@ -1568,6 +1573,15 @@ struct Gateway::Impl {
     const Route* route = rec.route = rt.match(path);
     const auto log = [&] { log_exchange(w, rec); };
 
+    // A body that came whole with its head (serve() made no parser for it) is taken out of the
+    // connection's buffer now, so that no early answer can leave it there for the next request.
+    std::string message;
+    const bool body_in_hand = !parser && rq.head.content_length.value_or(0) > 0;
+    if (body_in_hand) {
+      message.assign(static_cast<const char*>(cbuf.data().data()),
+                     static_cast<std::size_t>(*rq.head.content_length));
+      cbuf.consume(message.size());
+    }
     // A body we will not read makes the connection unusable for another request.
     // `parser` reads the body; a request without one has none.
     const auto body_done = [&] { return !parser || parser->is_done(); };
@@ -1653,15 +1667,16 @@ struct Gateway::Impl {
     const auto timed_out = [&] { return Clock::now() >= deadline; };
 
     // An MCP message is read whole before it goes on: its JSON-RPC method and tool are known to
-    // the log, the metrics and (later) the policies. Other bodies stream.
-    std::string message;
+    // the log, the metrics and (later) the policies. Other bodies stream, but for one that came
+    // whole with its head, which goes on with the upstream head in one write.
     // A body a policy may replace (set-body in inbound or backend) is read whole too.
     bool request_has_body =
-        parser && (parser->content_length().value_or(0) > 0 || parser->chunked());
+        body_in_hand || (parser && (parser->content_length().value_or(0) > 0 || parser->chunked()));
     const bool is_mcp_message = route->api.type == "mcp" && method == "POST" && request_has_body;
-    bool buffer_message = request_has_body &&
-                          (is_mcp_message || (route->program && route->program->sets_request_body));
-    if (buffer_message) {
+    bool buffer_message =
+        request_has_body &&
+        (body_in_hand || is_mcp_message || (route->program && route->program->sets_request_body));
+    if (buffer_message && !body_in_hand) {
       auto& req_p = *parser;
       auto& body = req_p.get().body();
       if (!co_await send_continue()) {
@@ -1690,14 +1705,16 @@ struct Gateway::Impl {
         }
         message.append(relay.get(), kRelayBuffer - body.size);
       }
+      body.data = message.data();
+      body.size = message.size();
+      body.more = false;
+    }
+    if (buffer_message) {
       bytes_in = message.size();
       if (is_mcp_message) {
         mcp_info = mcp::inspect_request(message);
         count_mcp(w, route->slot, mcp_info);
       }
-      body.data = message.data();
-      body.size = message.size();
-      body.more = false;
     }
 
     // The request as the upstream sees it.

@@ -296,6 +296,38 @@ workers: 2
             head, _ = read_response(s)
             self.assertTrue(head.startswith("HTTP/1.1 404"), head)
 
+    def test_a_body_that_came_with_its_head_is_taken_whole(self):
+        # Head and body in one write: the body is taken as it is (no parser), goes upstream with
+        # the head, and nothing of it is read as the next request — even when the request is
+        # refused before the body would have been read.
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            looks_like_a_request = b"GET /api/json HTTP/1.1\r\nHost: x\r\n\r\n"
+            s.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(looks_like_a_request)
+                      + looks_like_a_request +
+                      b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                      b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            head, _ = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 404 "), head)
+            self.assertNotIn("connection: close", head.lower())
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+            self.assertEqual(body, b"hello")
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+            self.assertEqual(body, b"")
+            # A body that comes after its head (the parser reads it) goes on as well.
+            s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nfirst")
+            time.sleep(0.1)
+            s.sendall(b"-half")
+            head, body = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
+            self.assertEqual(body, b"first-half")
+        # Over the limit, whole or not: 413.
+        with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
+            s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n" + b"x" * 1000)
+            head, _ = read_response(s)
+            self.assertTrue(head.startswith("HTTP/1.1 413 "), head)
+
     def test_body_over_the_limit_is_413(self):
         r = requests.post(self.gw.url + "/api/echo", data=b"x" * 2_100_000, timeout=30)
         self.assertEqual(r.status_code, 413)
