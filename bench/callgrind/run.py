@@ -10,6 +10,9 @@ connection, dumps the counters and divides. Setups:
   jwt-fresh     the same with entra.token_cache_entries: 0 (every request verifies the signature)
   lab           the lab's validate-azure-ad-token policy, keys from `mcpgate idp` (the emulator,
                 over TLS), the same client-credentials token every time
+  mcp           an API of type mcp (no policy) in front of `mcpgate sample-server`: tools/call of
+                `echo` in a session opened by initialize (the body is read whole and its JSON-RPC
+                envelope inspected)
 
   /usr/bin/python3 bench/callgrind/run.py [--requests 300] [--json out.json]
       [--check bench/callgrind/baseline.json [--tolerance 0.10]] [--write-baseline F]
@@ -117,8 +120,43 @@ def start_emulator(mcpgate, d):
         raise
 
 
-def count(mcpgate, d, name, config, requests, headers, keep=None):
-    """Instructions per request for one gateway configuration."""
+MCP_VERSION = "2025-06-18"
+MCP_CALL = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                       "params": {"name": "echo", "arguments": {"message": "hello through the gateway"}}})
+
+
+def open_mcp_session(conn, name):
+    """initialize through the gateway: the headers a request of the session then carries."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    conn.request("POST", "/mcp", body=json.dumps({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": MCP_VERSION, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}),
+        headers=headers)
+    r = conn.getresponse()
+    r.read()
+    session = r.getheader("Mcp-Session-Id")
+    if r.status != 200 or not session:
+        raise RuntimeError(f"{name}: initialize got {r.status}")
+    return {**headers, "Mcp-Session-Id": session, "MCP-Protocol-Version": MCP_VERSION}
+
+
+def start_sample_server(mcpgate, d):
+    """`mcpgate sample-server` on a port of its choosing: (process, its base URL)."""
+    ready = os.path.join(d, "sample-ready.json")
+    proc = subprocess.Popen([mcpgate, "sample-server", "--listen", "127.0.0.1:0", "--ready-file", ready],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while (info := read_ready(ready)) is None:
+        if proc.poll() is not None or time.time() > deadline:
+            stop_process(proc)
+            raise RuntimeError("the sample server did not start")
+        time.sleep(0.05)
+    return proc, info["mcp"][0].rsplit("/", 1)[0]
+
+
+def count(mcpgate, d, name, config, requests, headers, keep=None, mcp=False):
+    """Instructions per request for one gateway configuration (`mcp`: tools/call in a session,
+    else GET of the origin's ~200-byte answer)."""
     conf = os.path.join(d, f"{name}.yaml")
     with open(conf, "w") as f:
         f.write(config)
@@ -138,12 +176,19 @@ def count(mcpgate, d, name, config, requests, headers, keep=None):
         host, port = re.match(r"http://([\d.]+):(\d+)", url).groups()
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
 
+        if mcp:
+            headers = open_mcp_session(conn, name)
+
         def send(n):
             for _ in range(n):
-                conn.request("GET", "/mcp", headers=headers)
+                if mcp:
+                    conn.request("POST", "/mcp", body=MCP_CALL, headers=headers)
+                else:
+                    conn.request("GET", "/mcp", headers=headers)
                 r = conn.getresponse()
                 body = r.read()
-                if r.status != 200 or body != BODY:
+                ok = b"hello through the gateway" in body if mcp else body == BODY
+                if r.status != 200 or not ok:
                     raise RuntimeError(f"{name}: got {r.status} {body[:200]!r}")
 
         send(50)  # warm up: pools, caches, lazy initialisation
@@ -177,7 +222,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mcpgate", default=os.path.join(HERE, "..", "..", "build", "release", "src", "app", "mcpgate"))
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh,lab")
+    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh,lab,mcp")
     ap.add_argument("--json")
     ap.add_argument("--check")
     ap.add_argument("--tolerance", type=float, default=0.10)
@@ -206,8 +251,13 @@ def main():
             "jwt-fresh": (common + f"apis: [{{name: bench, path: /, backend: origin, policy: {policy}}}]\n"
                           "entra: {token_cache_entries: 0}\n", {"Authorization": f"Bearer {token}"}),
         }
-        emulator = None
+        emulator = sample = None
         try:
+            if "mcp" in args.only.split(","):
+                sample, sample_url = start_sample_server(mcpgate, d)
+                setups["mcp"] = (
+                    common.replace(f"http://127.0.0.1:{origin_port}", sample_url)
+                    + "apis: [{name: mcp, path: /mcp, backend: origin, type: mcp}]\n", {})
             if "lab" in args.only.split(","):
                 emulator, authority, ca, client, lab_token = start_emulator(mcpgate, d)
                 lab_policy = os.path.join(d, "lab.xml")
@@ -220,11 +270,14 @@ def main():
                     {"Authorization": f"Bearer {lab_token}"})
             for name in args.only.split(","):
                 config, headers = setups[name]
-                results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep))
+                results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep,
+                                            mcp=name == "mcp"))
                 print(f"{name:12s} {results[name]:>10,d} instructions per request", flush=True)
         finally:
             if emulator:
                 stop_process(emulator)
+            if sample:
+                stop_process(sample)
     origin.shutdown()
     if args.json:
         with open(args.json, "w") as f:
