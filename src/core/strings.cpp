@@ -16,22 +16,49 @@ std::string to_lower(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// The eight bytes of x with ASCII A-Z made lowercase and every other byte (bytes above 0x7f
+// included) as it is. Per byte, on its low seven bits: adding 0x80 - 'A' sets the top bit when
+// it is at least 'A', adding 0x80 - '[' when it is past 'Z'; neither sum carries into the next
+// byte. An upper-case letter's top-bit flag, shifted down to 0x20, is the bit to set.
+std::uint64_t fold_case(std::uint64_t x) {
+  constexpr std::uint64_t kEach = 0x0101010101010101ULL;
+  constexpr std::uint64_t kTop = 0x8080808080808080ULL;
+  const std::uint64_t low = x & ~kTop;
+  const std::uint64_t from_a = low + kEach * (0x80 - 'A');
+  const std::uint64_t past_z = low + kEach * (0x80 - 'Z' - 1);
+  const std::uint64_t upper = from_a & ~past_z & ~x & kTop;
+  return x | (upper >> 2);
+}
+
+std::uint64_t load8(const char* p) {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+}  // namespace
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  // What is compared is mostly equal as it is (issuers, tenant and client ids): eight bytes at a
-  // time while they match exactly, then letter by letter from the first block that differs.
-  std::size_t i = 0;
-  for (; i + 8 <= a.size(); i += 8) {
-    std::uint64_t x;
-    std::uint64_t y;
-    std::memcpy(&x, a.data() + i, 8);
-    std::memcpy(&y, b.data() + i, 8);
-    if (x != y) break;
+  // Eight bytes at a time, case folded only where they differ as they are (what is compared is
+  // mostly equal: issuers, tenant and client ids, header names).
+  const std::size_t n = a.size();
+  if (n < 8) {
+    std::uint64_t x = 0;
+    std::uint64_t y = 0;
+    std::memcpy(&x, a.data(), n);
+    std::memcpy(&y, b.data(), n);
+    return x == y || fold_case(x) == fold_case(y);
   }
-  for (; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  for (std::size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;  // the last block overlaps the one before
+    const std::uint64_t x = load8(a.data() + i);
+    const std::uint64_t y = load8(b.data() + i);
+    if (x != y && fold_case(x) != fold_case(y)) return false;
+    if (i + 8 == n) return true;
   }
-  return true;
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {

@@ -23,6 +23,34 @@ TEST(Strings, CaseInsensitiveHelpers) {
     other[i] = other[i] == '~' ? '!' : '~';
     EXPECT_FALSE(iequals(issuer, other)) << i;
   }
+  // Against the letter-by-letter definition: every pair of bytes, at every place of strings of
+  // every length up to three blocks (the short path, whole blocks and the overlapping tail).
+  const auto reference = [](std::string_view x, std::string_view y) {
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (ascii_lower(x[i]) != ascii_lower(y[i])) return false;
+    return true;
+  };
+  for (int c = 0; c < 256; ++c) {
+    for (int d = 0; d < 256; ++d) {
+      const std::string x(1, static_cast<char>(c));
+      const std::string y(1, static_cast<char>(d));
+      ASSERT_EQ(iequals(x, y), reference(x, y)) << c << " " << d;
+    }
+  }
+  const std::string base = "Content-Type: Application/JSON; charset=UTF-8";
+  for (std::size_t len = 0; len <= 24; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (const int c :
+           {0x41, 0x5a, 0x61, 0x7a, 0x40, 0x5b, 0x60, 0x7b, 0x00, 0x7f, 0x80, 0xc1, 0xe1, 0xff}) {
+        std::string x = base.substr(0, len);
+        std::string y = x;
+        y[at] = static_cast<char>(c);
+        ASSERT_EQ(iequals(x, y), reference(x, y)) << len << " " << at << " " << c;
+        ASSERT_EQ(iequals(y, x), reference(y, x)) << len << " " << at << " " << c;
+      }
+    }
+  }
   EXPECT_TRUE(istarts_with("Bearer abc", "bearer "));
   EXPECT_EQ(to_lower("AbC"), "abc");
   EXPECT_EQ(trim(" \t x y \r\n"), "x y");
