@@ -9,13 +9,20 @@
 namespace mcpgate::core {
 
 // Never 0 and never reused (a 64-bit counter does not wrap). A copy is another object and gets
-// its own number; an owner that changes in place calls renew().
+// its own number, and so does each side of a move (what was moved from has changed); an owner
+// that changes in place calls renew().
 class Identity {
  public:
   Identity() noexcept : value_(next()) {}
   Identity(const Identity&) noexcept : value_(next()) {}
+  Identity(Identity&& from) noexcept : value_(next()) { from.renew(); }
   Identity& operator=(const Identity&) noexcept {
     renew();
+    return *this;
+  }
+  Identity& operator=(Identity&& from) noexcept {
+    renew();
+    from.renew();
     return *this;
   }
   void renew() noexcept { value_ = next(); }

@@ -92,8 +92,8 @@ TEST(Cache, RemembersAPassUnderFixedRequirementsAndKeysOnly) {
   Requirements base;
   base.audiences = {"a"};
   const FixedRequirements req(base);
-  const std::string t = testing::token(R"({"kid":"rsa-a"})",
-                                       R"({"exp":1800000100,"nbf":1799999900,"aud":"a"})");
+  const std::string t =
+      testing::token(R"({"kid":"rsa-a"})", R"({"exp":1800000100,"nbf":1799999900,"aud":"a"})");
   const VerifiedTokenCache::Memo memo{req.identity(), keys.identity()};
   bool remembered = true;
   EXPECT_EQ(cache.find(t, memo, remembered), nullptr);
@@ -145,6 +145,12 @@ TEST(Cache, RemembersAPassUnderFixedRequirementsAndKeysOnly) {
   EXPECT_NE(grown.identity(), before);
   KeySet rotated;
   rotated.add(testing::jwk(testing::rsa_b(), "rsa-b"));
+  // Each side of a move is another key set too (what was moved from is empty now).
+  KeySet moved_from = keys;
+  const std::uint64_t was = moved_from.identity();
+  KeySet moved_to = std::move(moved_from);
+  EXPECT_NE(moved_from.identity(), was);  // NOLINT(bugprone-use-after-move): the point
+  EXPECT_NE(moved_to.identity(), was);
   ASSERT_TRUE(validate_cached(t, keys, req, kNow, cache).ok());
   auto gone = validate_cached(t, rotated, req, kNow, cache);
   ASSERT_FALSE(gone.ok());
@@ -155,6 +161,36 @@ TEST(Cache, RemembersAPassUnderFixedRequirementsAndKeysOnly) {
   cache.remember(t, &stranger, {other.identity(), keys.identity()});
   ASSERT_NE(cache.find(t, {other.identity(), keys.identity()}, remembered), nullptr);
   EXPECT_FALSE(remembered);
+}
+
+TEST(Cache, ARememberedPassKeepsTheClockSkewAndAbsentTimes) {
+  KeySet keys = testing::standard_keys();
+  VerifiedTokenCache cache(64);
+  Requirements skewed;
+  skewed.clock_skew_seconds = 60;
+  const FixedRequirements req(skewed);
+  const std::string t =
+      testing::token(R"({"kid":"rsa-a"})", R"({"exp":1800000100,"nbf":1800000050})");
+  ASSERT_TRUE(validate_cached(t, keys, req, kNow, cache).ok());  // nbf - 60 <= now
+  bool remembered = false;
+  ASSERT_NE(cache.find(t, {req.identity(), keys.identity()}, remembered), nullptr);
+  ASSERT_TRUE(remembered);
+  EXPECT_TRUE(validate_cached(t, keys, req, 1800000159, cache).ok());  // exp + 60 > now
+  EXPECT_EQ(validate_cached(t, keys, req, 1800000160, cache).error().reason, Reason::kTokenExpired);
+  EXPECT_TRUE(validate_cached(t, keys, req, 1799999990, cache).ok());
+  EXPECT_EQ(validate_cached(t, keys, req, 1799999989, cache).error().reason, Reason::kJwtInvalid);
+  // Neither exp nor nbf, where the policy does not require exp: any time passes, remembered.
+  Requirements lax;
+  lax.require_expiration = false;
+  const FixedRequirements lax_req(lax);
+  const std::string timeless = testing::token(R"({"kid":"rsa-a"})", R"({"sub":"x"})");
+  ASSERT_TRUE(validate_cached(timeless, keys, lax_req, kNow, cache).ok());
+  ASSERT_NE(cache.find(timeless, {lax_req.identity(), keys.identity()}, remembered), nullptr);
+  ASSERT_TRUE(remembered);
+  EXPECT_TRUE(validate_cached(timeless, keys, lax_req, 253402300799.0, cache).ok());
+  EXPECT_TRUE(validate_cached(timeless, keys, lax_req, 0, cache).ok());
+  // The same token where exp is required: refused, not remembered into a pass.
+  EXPECT_EQ(validate_cached(timeless, keys, req, kNow, cache).error().reason, Reason::kJwtInvalid);
 }
 
 TEST(Cache, AMemoNeverOutlivesItsEntry) {

@@ -176,7 +176,8 @@ struct Heartbeat {
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
-constexpr int kMaxInterim = 16;  // 1xx answers read past before the final one
+constexpr std::size_t kClientAppChars = 64;  // of a token's appid/azp, in the access log
+constexpr int kMaxInterim = 16;              // 1xx answers read past before the final one
 
 // Relay buffers, one worker's: a request borrows one while a body passes through it and gives it
 // back, so an idle connection (keep-alive between requests, an event stream between events)
@@ -729,8 +730,10 @@ struct McpSeriesEq {
 };
 using McpSeriesMap = std::unordered_map<McpSeries, std::uint64_t, McpSeriesHash, McpSeriesEq>;
 
-// An upstream answer is read kAnswerRead bytes at a time (its head and, mostly, all of a small
-// body in the first read; a large body in reads of this size, each relayed in one write).
+// An upstream answer's first read takes up to kAnswerHeadRead bytes: its head and, mostly, all of
+// a small body (a request waiting for its answer holds no more than this). A body still coming
+// after that is read kAnswerRead bytes at a time, each relayed in one write.
+constexpr std::size_t kAnswerHeadRead = 4 * 1024;
 constexpr std::size_t kAnswerRead = 16 * 1024;
 
 // What a worker thread hands from one request to the next: a request's big buffers (its head's
@@ -751,7 +754,8 @@ class Spares {
   // buffer is not).
   static void give(beast::flat_buffer&& b) {
     auto& kept = buffers();
-    if (b.capacity() < kAnswerRead || b.capacity() > 4 * kAnswerRead || kept.size() >= kKeepBuffers)
+    if (b.capacity() < kAnswerHeadRead || b.capacity() > 4 * kAnswerRead ||
+        kept.size() >= kKeepBuffers)
       return;
     b.clear();
     kept.push_back(std::move(b));
@@ -766,7 +770,8 @@ class Spares {
   }
   static void give(std::string&& s) {
     auto& kept = strings();
-    if (s.capacity() > kMaxStringBytes || kept.size() >= kKeep) return;
+    if (s.capacity() < kMinStringBytes || s.capacity() > kMaxStringBytes || kept.size() >= kKeep)
+      return;
     s.clear();
     kept.push_back(std::move(s));
   }
@@ -796,17 +801,27 @@ class Spares {
  private:
   static constexpr std::size_t kKeep = 64;
   static constexpr std::size_t kKeepBuffers = 16;
+  static constexpr std::size_t kMinStringBytes = 64;  // not the in-place ones (15)
   static constexpr std::size_t kMaxStringBytes = 16 * 1024;
+  // Each store has room for all it may keep from the start: giving back never allocates (it
+  // runs in destructors).
+  template <class T, std::size_t N>
+  static std::vector<T> store() {
+    std::vector<T> v;
+    v.reserve(N);
+    return v;
+  }
   static std::vector<beast::flat_buffer>& buffers() {
-    thread_local std::vector<beast::flat_buffer> kept;
+    thread_local std::vector<beast::flat_buffer> kept = store<beast::flat_buffer, kKeepBuffers>();
     return kept;
   }
   static std::vector<std::string>& strings() {
-    thread_local std::vector<std::string> kept;
+    thread_local std::vector<std::string> kept = store<std::string, kKeep>();
     return kept;
   }
   static std::vector<std::unique_ptr<policy::Context>>& contexts() {
-    thread_local std::vector<std::unique_ptr<policy::Context>> kept;
+    thread_local std::vector<std::unique_ptr<policy::Context>> kept =
+        store<std::unique_ptr<policy::Context>, kKeep>();
     return kept;
   }
 };
@@ -912,7 +927,7 @@ struct Gateway::Impl {
     std::vector<std::function<void(std::uint64_t bytes)>> on_done;
     std::vector<std::shared_ptr<void>> holds;  // a concurrency slot, for one
     policy::Context::Validations validations;
-    jwt::VerifiedTokenPtr token;
+    std::string client_app;  // printable: a stream keeps this, not its token
 
     // An event stream may stay open for hours: of the policies' state it keeps only what its
     // end needs (counters to settle, a slot to give back, what its log line and metrics say).
@@ -921,7 +936,8 @@ struct Gateway::Impl {
       on_done = std::move(pctx->on_done);
       holds = std::move(pctx->holds);
       validations = std::move(pctx->validations);
-      token = std::move(pctx->token);
+      if (pctx->token)
+        client_app = core::printable(jwt::client_application(*pctx->token), kClientAppChars);
       pctx.reset();
     }
   };
@@ -1276,9 +1292,8 @@ struct Gateway::Impl {
   }
 
   // Reads until an upstream answer's head has ended (or `max` bytes are in) and parses it into
-  // `head`: views into ubuf, good until ubuf changes. Each read takes up to kAnswerRead bytes (or
-  // what room the buffer has beyond that), so a small answer's body comes in the same read, and
-  // the body's reads after it (Beast's, sized by the buffer's room) are as large.
+  // `head`: views into ubuf, good until ubuf changes. Each read takes up to kAnswerHeadRead bytes
+  // (or what room the buffer has beyond that), so a small answer's body comes in the same read.
   static awaitable<HeadRead> read_answer_head(net::UpstreamConn& upstream, beast::flat_buffer& ubuf,
                                               http::ResponseHead& head, std::size_t max) {
     HeadRead r;
@@ -1287,7 +1302,7 @@ struct Gateway::Impl {
       r.status = http::parse_response_head(data, max, head, searched);
       if (r.status != http::HeadStatus::kIncomplete) co_return r;
       searched = data.size();
-      const std::size_t room = std::max(ubuf.capacity() - ubuf.size(), kAnswerRead);
+      const std::size_t room = std::max(ubuf.capacity() - ubuf.size(), kAnswerHeadRead);
       auto [ec, n] = co_await upstream.async_read_some(ubuf.prepare(room), kTuple);
       if (ec) {
         r.ec = ec;
@@ -1495,9 +1510,11 @@ struct Gateway::Impl {
       if (!rec.mcp_info.tool.empty())
         o.emplace_back("mcp_tool", core::Json(core::printable(rec.mcp_info.tool, 100)));
     }
-    if (const auto& token = pctx ? pctx->token : rec.token) {
-      if (const auto app = jwt::client_application(*token); !app.empty())
-        o.emplace_back("client_app", core::Json(core::printable(app, 64)));
+    if (pctx && pctx->token) {
+      if (const auto app = jwt::client_application(*pctx->token); !app.empty())
+        o.emplace_back("client_app", core::Json(core::printable(app, kClientAppChars)));
+    } else if (!rec.client_app.empty()) {
+      o.emplace_back("client_app", core::Json(rec.client_app));
     }
     if (!rec.error.empty()) o.emplace_back("error", core::Json(rec.error));
     options.access_log(core::Json(std::move(o)).dump());
@@ -1581,6 +1598,7 @@ struct Gateway::Impl {
       message.assign(static_cast<const char*>(cbuf.data().data()),
                      static_cast<std::size_t>(*rq.head.content_length));
       cbuf.consume(message.size());
+      bytes_in = message.size();
     }
     // A body we will not read makes the connection unusable for another request.
     // `parser` reads the body; a request without one has none.
@@ -2148,6 +2166,9 @@ struct Gateway::Impl {
       }
       std::string().swap(a.head);
     }
+    // A body still coming is read kAnswerRead bytes at a time (Beast reads as much as the buffer
+    // has room for); an event stream's reads stay small (it parks between events).
+    if (!event_stream && !res_p.is_done()) a.ubuf.reserve(kAnswerRead);
     std::optional<Relaying> here;  // the relay's state: in this frame, or in `park`
     Relaying& r = park ? park->relaying : here.emplace(w.buffers);
     start_relay(client, w, limits, cbuf, rec, a, r);

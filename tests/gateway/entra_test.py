@@ -306,7 +306,8 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(se
             gw.cleanup()
 
     def test_14_requests_on_one_connection_share_nothing(self):
-        # One connection, so one worker: each request's policy state (memory the worker reuses)
+        # One keep-alive connection (a requests.Session sends them one after another on the one
+        # it keeps), so one worker: each request's policy state (memory the worker reuses)
         # starts empty — no token, outcome or client from the request before.
         token = self.token()
 
@@ -334,6 +335,14 @@ apis: [{{path: /lab, backend: fake, strip_prefix: true, policy: {os.path.join(se
         after = counts()
         self.assertEqual({k: after.get(k, 0) - before.get(k, 0) for k in ("valid", "TokenNotPresent", "JwtInvalid")},
                          {"valid": 2, "TokenNotPresent": 2, "JwtInvalid": 1})
+
+    def test_15_an_event_stream_logs_its_client(self):
+        # A stream keeps only the client's name of its policy state (not the token) until it ends.
+        r = self.call("lab", self.token(), path="/sse?n=3")
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(r.headers["Content-Type"], "text/event-stream")
+        self.assertEqual(r.text.count("data: "), 3)
+        self.assertEqual(self.log_line(r)["client_app"], self.idp.client["appId"])
 
 
 class LoadErrors(unittest.TestCase):

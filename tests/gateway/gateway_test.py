@@ -322,7 +322,7 @@ workers: 2
             head, body = read_response(s)
             self.assertTrue(head.startswith("HTTP/1.1 200 "), head)
             self.assertEqual(body, b"first-half")
-        # Over the limit, whole or not: 413.
+        # A length over the limit is never taken whole (the parser refuses it): 413.
         with socket.create_connection(("127.0.0.1", self.gw.port), timeout=10) as s:
             s.sendall(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n" + b"x" * 1000)
             head, _ = read_response(s)
