@@ -826,20 +826,23 @@ class Spares {
   }
 };
 
-// A string, and a read buffer, from the thread's spares for as long as they live.
-struct SpareString {
-  std::string s = Spares::string();
-  SpareString() = default;
-  SpareString(const SpareString&) = delete;
-  SpareString& operator=(const SpareString&) = delete;
-  ~SpareString() { Spares::give(std::move(s)); }
-};
-struct SpareBuffer {
-  beast::flat_buffer b = Spares::buffer();
-  SpareBuffer() = default;
-  SpareBuffer(const SpareBuffer&) = delete;
-  SpareBuffer& operator=(const SpareBuffer&) = delete;
-  ~SpareBuffer() { Spares::give(std::move(b)); }
+// A string or a read buffer from the thread's spares, for as long as this lives.
+template <class T>
+struct Spare {
+  T value = taken();
+  Spare() = default;
+  Spare(const Spare&) = delete;
+  Spare& operator=(const Spare&) = delete;
+  ~Spare() { Spares::give(std::move(value)); }
+
+ private:
+  static T taken() {
+    if constexpr (std::is_same_v<T, std::string>) {
+      return Spares::string();
+    } else {
+      return Spares::buffer();
+    }
+  }
 };
 
 }  // namespace
@@ -1810,8 +1813,8 @@ struct Gateway::Impl {
     Pool& pool = *view.pools[upstream_index];
     std::chrono::milliseconds response_timeout = up.response_timeout;
     if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
-    SpareString spare_head;
-    std::string& upstream_head = spare_head.s;
+    Spare<std::string> spare_head;
+    std::string& upstream_head = spare_head.value;
     {
       std::string ours;
       ours.reserve(128);
@@ -1836,9 +1839,9 @@ struct Gateway::Impl {
     // The answer's head, parsed in place in ubuf: good until the next read from the upstream or
     // the next suspension (another exchange on this worker parses into it then).
     http::ResponseHead& ah = w.answer_head;
-    bool got_some = false;   // bytes of an answer came (a failure then is a bad response)
-    SpareBuffer spare_ubuf;  // moved into the answer when there is one
-    beast::flat_buffer& ubuf = spare_ubuf.b;
+    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
+    Spare<beast::flat_buffer> spare_ubuf;  // moved into the answer when there is one
+    beast::flat_buffer& ubuf = spare_ubuf.value;
     const auto upstream_started = Clock::now();
     int failure = 0;
     bool client_left = false;
