@@ -176,8 +176,11 @@ struct Heartbeat {
 constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 constexpr std::size_t kBucketCount = std::size(kBuckets);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
-constexpr std::size_t kClientAppChars = 64;  // of a token's appid/azp, in the access log
-constexpr int kMaxInterim = 16;              // 1xx answers read past before the final one
+// The application a token was issued to (appid/azp), as the access log shows it.
+std::string logged_client(const jwt::VerifiedToken& token) {
+  return core::printable(jwt::client_application(token), 64);
+}
+constexpr int kMaxInterim = 16;  // 1xx answers read past before the final one
 
 // Relay buffers, one worker's: a request borrows one while a body passes through it and gives it
 // back, so an idle connection (keep-alive between requests, an event stream between events)
@@ -939,8 +942,7 @@ struct Gateway::Impl {
       on_done = std::move(pctx->on_done);
       holds = std::move(pctx->holds);
       validations = std::move(pctx->validations);
-      if (pctx->token)
-        client_app = core::printable(jwt::client_application(*pctx->token), kClientAppChars);
+      if (pctx->token) client_app = logged_client(*pctx->token);
       pctx.reset();
     }
   };
@@ -1336,13 +1338,13 @@ struct Gateway::Impl {
   // A request's head for as long as its exchange runs: its bytes, copied out of the connection's
   // buffer (which the body and the next request reuse), and its parse as views into them.
   struct RequestCopy {
-    std::string bytes = Spares::string();
+    Spare<std::string> bytes;
     http::RequestHead head;
     // `parsed`: views into `data`, which starts with the head.
     RequestCopy(const http::RequestHead& parsed, std::string_view data) {
-      bytes.assign(data.substr(0, parsed.size));
+      bytes.value.assign(data.substr(0, parsed.size));
       const auto rebase = [&](std::string_view v) {
-        return std::string_view(bytes.data() + (v.data() - data.data()), v.size());
+        return std::string_view(bytes.value.data() + (v.data() - data.data()), v.size());
       };
       head.method = rebase(parsed.method);
       head.target = rebase(parsed.target);
@@ -1354,9 +1356,6 @@ struct Gateway::Impl {
       head.fields.reserve(parsed.fields.size());
       for (const auto& f : parsed.fields) head.fields.push_back({rebase(f.name), rebase(f.value)});
     }
-    RequestCopy(const RequestCopy&) = delete;
-    RequestCopy& operator=(const RequestCopy&) = delete;
-    ~RequestCopy() { Spares::give(std::move(bytes)); }
   };
 
   // The answer to a head that could not be read; the connection then closes. A client that
@@ -1513,12 +1512,9 @@ struct Gateway::Impl {
       if (!rec.mcp_info.tool.empty())
         o.emplace_back("mcp_tool", core::Json(core::printable(rec.mcp_info.tool, 100)));
     }
-    if (pctx && pctx->token) {
-      if (const auto app = jwt::client_application(*pctx->token); !app.empty())
-        o.emplace_back("client_app", core::Json(core::printable(app, kClientAppChars)));
-    } else if (!rec.client_app.empty()) {
-      o.emplace_back("client_app", core::Json(rec.client_app));
-    }
+    if (const std::string app = pctx && pctx->token ? logged_client(*pctx->token) : rec.client_app;
+        !app.empty())
+      o.emplace_back("client_app", core::Json(app));
     if (!rec.error.empty()) o.emplace_back("error", core::Json(rec.error));
     options.access_log(core::Json(std::move(o)).dump());
   }
