@@ -10,6 +10,10 @@ connection, dumps the counters and divides. Setups:
   jwt-fresh     the same with entra.token_cache_entries: 0 (every request verifies the signature)
   lab           the lab's validate-azure-ad-token policy, keys from `mcpgate idp` (the emulator,
                 over TLS), the same client-credentials token every time
+  oidc          validate-jwt with openid-config (the emulator's discovery document: its issuer
+                is the one allowed) and a required azp claim, the lab's token every time
+  lab-domain    the lab's policy with the tenant named by its domain (contoso.onmicrosoft.com)
+                rather than its GUID (not in the default set)
   mcp           an API of type mcp (no policy) in front of `mcpgate sample-server`: tools/call of
                 `echo` in a session opened by initialize (the body is read whole and its JSON-RPC
                 envelope inspected)
@@ -96,6 +100,15 @@ def policy_xml(n, e):
   <outbound><base /></outbound>
   <on-error><base /></on-error>
 </policies>
+"""
+
+
+OIDC_POLICY = """<policies><inbound><base />
+  <validate-jwt header-name="Authorization">
+    <openid-config url="{url}" />
+    <required-claims><claim name="azp"><value>{client}</value></claim></required-claims>
+  </validate-jwt>
+</inbound></policies>
 """
 
 
@@ -222,7 +235,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mcpgate", default=os.path.join(HERE, "..", "..", "build", "release", "src", "app", "mcpgate"))
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh,lab,mcp")
+    ap.add_argument("--only", default="plain,jwt-cached,jwt-fresh,lab,oidc,mcp")
     ap.add_argument("--json")
     ap.add_argument("--check")
     ap.add_argument("--tolerance", type=float, default=0.10)
@@ -258,16 +271,21 @@ def main():
                 setups["mcp"] = (
                     common.replace(f"http://127.0.0.1:{origin_port}", sample_url)
                     + "apis: [{name: mcp, path: /mcp, backend: origin, type: mcp}]\n", {})
-            if "lab" in args.only.split(","):
+            if {"lab", "oidc", "lab-domain"} & set(args.only.split(",")):
                 emulator, authority, ca, client, lab_token = start_emulator(mcpgate, d)
-                lab_policy = os.path.join(d, "lab.xml")
-                with open(lab_policy, "w") as f:
-                    f.write(LAB_POLICY)
-                setups["lab"] = (
-                    common + f"entra: {{authority: \"{authority}\", ca_file: \"{ca}\"}}\n"
-                    f"named_values: {{aad-tenant-id: {TENANT}, aad-client-application-id: {client}}}\n"
-                    f"apis: [{{name: bench, path: /, backend: origin, policy: {lab_policy}}}]\n",
-                    {"Authorization": f"Bearer {lab_token}"})
+                entra = f"entra: {{authority: \"{authority}\", ca_file: \"{ca}\"}}\n"
+                auth = {"Authorization": f"Bearer {lab_token}"}
+                for name, tenant, text in (
+                        ("lab", TENANT, LAB_POLICY), ("lab-domain", "contoso.onmicrosoft.com", LAB_POLICY),
+                        ("oidc", TENANT, OIDC_POLICY.format(
+                            url=f"{authority}/{TENANT}/v2.0/.well-known/openid-configuration", client=client))):
+                    policy_file = os.path.join(d, f"{name}.xml")
+                    with open(policy_file, "w") as f:
+                        f.write(text)
+                    setups[name] = (
+                        common + entra
+                        + f"named_values: {{aad-tenant-id: {tenant}, aad-client-application-id: {client}}}\n"
+                        f"apis: [{{name: bench, path: /, backend: origin, policy: {policy_file}}}]\n", auth)
             for name in args.only.split(","):
                 config, headers = setups[name]
                 results[name] = round(count(mcpgate, d, name, config, args.requests, headers, args.keep,

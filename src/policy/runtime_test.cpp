@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/strings.hpp"
+#include "jwt/test_keys.hpp"
 
 namespace mcpgate::policy {
 namespace {
@@ -274,6 +275,89 @@ TEST(PolicyRun, LimitConcurrencyResumesAfterAWaitForKeys) {
   // The step before the validator ran once, not again after the wait.
   EXPECT_EQ(h.values("X-Count"), std::vector<std::string>{"1"});
   EXPECT_EQ(ctx.error->reason, "TokenSignatureKeyNotFound");
+}
+
+// Keys whose snapshot a test replaces: the same key set under another issuer.
+class SwappableKeys final : public jwt::KeySource {
+ public:
+  SwappableKeys(std::shared_ptr<const jwt::KeySet> keys, std::string issuer) {
+    set(std::move(keys), std::move(issuer));
+  }
+  void set(std::shared_ptr<const jwt::KeySet> keys, std::string issuer) {
+    auto s = std::make_shared<jwt::KeySnapshot>();
+    s->keys = std::move(keys);
+    s->issuer = std::move(issuer);
+    snap_ = std::move(s);
+  }
+  const std::string& url() const override { return url_; }
+  const std::shared_ptr<const jwt::KeySnapshot>& snapshot() const override { return snap_; }
+  void refresh(std::function<void()> done) override {
+    if (done) done();
+  }
+
+ private:
+  std::string url_ = "https://login.test/contoso.example/v2.0/.well-known/openid-configuration";
+  std::shared_ptr<const jwt::KeySnapshot> snap_;
+};
+
+// Runs `program`'s inbound section on a request carrying `token`: "" when it passes, else the
+// refusal's reason.
+std::string inbound_outcome(const Program& program, const std::string& token) {
+  Fields h;
+  h.f.emplace_back("Authorization", "Bearer " + token);
+  Context ctx;
+  ctx.request_headers = &h;
+  if (run_section(program, kInbound, ctx) == Flow::kContinue) return "";
+  return ctx.error ? ctx.error->reason : "no error";
+}
+
+// Requirements made from the discovery document's issuer are kept per issuer, never per key set:
+// the same keys under another issuer refuse a token that passed (and was remembered) before.
+TEST(PolicyRun, RequirementsFromTheIssuerFollowTheIssuer) {
+  const double now = 1'800'000'000;
+  const std::string tid_a = "11111111-1111-1111-1111-111111111111";
+  const std::string tid_b = "22222222-2222-2222-2222-222222222222";
+  const std::string base = "https://login.test/";
+  auto keys = std::make_shared<const jwt::KeySet>(jwt::testing::standard_keys());
+  auto source = std::make_shared<SwappableKeys>(keys, base + tid_a + "/v2.0");
+  CompileEnv env;
+  env.key_source = [source](const std::string&) { return source; };
+  env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
+  env.now = [now] { return now; };
+  env.default_authority = "https://login.test";
+  auto claims = [&](const std::string& tid) {
+    return R"({"iss":")" + base + tid + R"(/v2.0","tid":")" + tid +
+           R"(","ver":"2.0","aud":"api://app","azp":"client","exp":)" +
+           std::to_string(static_cast<long>(now) + 600) + "}";
+  };
+  const auto token_a = jwt::testing::token(R"({"kid":"rsa-a"})", claims(tid_a));
+  const auto token_b = jwt::testing::token(R"({"kid":"rsa-a"})", claims(tid_b));
+
+  for (const std::string policy : {
+           R"(<policies><inbound>
+  <validate-azure-ad-token tenant-id="contoso.example">
+    <audiences><audience>api://app</audience></audiences>
+  </validate-azure-ad-token></inbound></policies>)",
+           R"(<policies><inbound>
+  <validate-jwt header-name="Authorization">
+    <openid-config url="https://login.test/contoso.example/v2.0/.well-known/openid-configuration"/>
+    <audiences><audience>api://app</audience></audiences>
+  </validate-jwt></inbound></policies>)"}) {
+    SCOPED_TRACE(policy);
+    source->set(keys, base + tid_a + "/v2.0");
+    auto p = compile(resolve({doc(policy, Scope::kApi)}), env);
+    ASSERT_TRUE(p) << p.error()[0].to_string();
+    EXPECT_EQ(inbound_outcome(*p.value(), token_a), "");
+    EXPECT_EQ(inbound_outcome(*p.value(), token_a), "");  // remembered
+    EXPECT_NE(inbound_outcome(*p.value(), token_b), "");
+    source->set(keys, base + tid_b + "/v2.0");  // the same keys, another tenant's issuer
+    EXPECT_EQ(inbound_outcome(*p.value(), token_a), "TokenIssuerNotAllowed");
+    EXPECT_EQ(inbound_outcome(*p.value(), token_b), "");
+    EXPECT_EQ(inbound_outcome(*p.value(), token_b), "");
+    source->set(keys, base + tid_a + "/v2.0");
+    EXPECT_EQ(inbound_outcome(*p.value(), token_a), "");
+    EXPECT_EQ(inbound_outcome(*p.value(), token_b), "TokenIssuerNotAllowed");
+  }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
+#include <mutex>
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
@@ -51,6 +53,40 @@ std::vector<jwt::ClaimRequirement> claims(const Element& e) {
   }
   return out;
 }
+
+// Requirements that depend on a key snapshot's issuer (a tenant named by domain; an openid-config
+// without <issuers>), made once per issuer and kept, so that the token cache can remember what
+// passed under them as it does for requirements fixed at load. Kept by the issuer's text, never
+// by a snapshot's address: another issuer always gets requirements of its own, with a new
+// identity, so nothing remembered under the old ones can pass under the new.
+class IssuerRequirements {
+ public:
+  struct Made {
+    std::string issuer;
+    jwt::FixedRequirements requirements;
+  };
+  using MadePtr = std::shared_ptr<const Made>;
+
+  // Those kept for `issuer`, or those `make` returns (Result<Requirements, std::string>), kept.
+  template <class Make>
+  core::Result<MadePtr, std::string> get(const std::string& issuer, Make&& make) const {
+    {
+      std::lock_guard lock(mutex_);
+      if (made_ && made_->issuer == issuer) return made_;
+    }
+    auto requirements = make();
+    if (!requirements) return core::fail(std::move(requirements.error()));
+    auto made = std::make_shared<const Made>(
+        Made{issuer, jwt::FixedRequirements(std::move(requirements.value()))});
+    std::lock_guard lock(mutex_);
+    made_ = made;
+    return made;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable MadePtr made_;
+};
 
 // Where the token is and how it is written there.
 struct TokenSource {
@@ -257,16 +293,19 @@ class ValidateAzureAdToken final : public Validator {
       return decide(ctx,
                     jwt::validate_cached(*token, *snap->keys, *fixed_, now, *env_.token_cache));
     // A domain: the tenant's GUID is in its discovery document's issuer ({authority}/{tid}/v2.0).
-    const auto parts = core::split(snap->issuer, "/");
-    const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
-    auto rule = jwt::EntraRule::make(tenant_, endpoint_, tid);
-    if (!rule)
-      return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed,
-                    "tenant " + tenant_ + ": " + rule.error());
-    jwt::Requirements for_domain = base_;
-    for_domain.entra = std::move(rule.value());
-    return decide(ctx,
-                  jwt::validate_cached(*token, *snap->keys, for_domain, now, *env_.token_cache));
+    const auto for_domain =
+        for_issuer_.get(snap->issuer, [&]() -> core::Result<jwt::Requirements, std::string> {
+          const auto parts = core::split(snap->issuer, "/");
+          const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
+          auto rule = jwt::EntraRule::make(tenant_, endpoint_, tid);
+          if (!rule) return core::fail("tenant " + tenant_ + ": " + rule.error());
+          jwt::Requirements r = base_;
+          r.entra = std::move(rule.value());
+          return r;
+        });
+    if (!for_domain) return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed, for_domain.error());
+    return decide(ctx, jwt::validate_cached(*token, *snap->keys, (*for_domain)->requirements, now,
+                                            *env_.token_cache));
   }
 
  private:
@@ -285,6 +324,7 @@ class ValidateAzureAdToken final : public Validator {
   std::shared_ptr<jwt::KeySource> keys_;
   jwt::Requirements base_;
   std::optional<jwt::FixedRequirements> fixed_;  // base_, when rule_ is set
+  IssuerRequirements for_issuer_;                // base_ for a domain's tenant, when it is not
 };
 
 class ValidateJwt final : public Validator {
@@ -314,7 +354,7 @@ class ValidateJwt final : public Validator {
       if (c.name == "openid-config") {
         if (!env_.key_source || !env_.token_cache)
           return core::fail(std::string("token validation needs the gateway's key service"));
-        sources_.push_back(env_.key_source(*attr(c, "url")));
+        sources_.emplace_back().keys = env_.key_source(*attr(c, "url"));
         continue;
       }
       if (c.name != "issuer-signing-keys") continue;
@@ -374,25 +414,24 @@ class ValidateJwt final : public Validator {
     }
     std::vector<std::shared_ptr<jwt::KeySource>> stale;
     for (const auto& s : sources_) {
-      const auto& snap = s->snapshot();
+      const auto& snap = s.keys->snapshot();
       if (!snap->keys) {
-        stale.push_back(s);
+        stale.push_back(s.keys);
         continue;
       }
-      jwt::Requirements req = base_;
-      // Without <issuers>, the configuration's issuer is the one allowed (apim-policies.md §3.5).
-      if (req.issuers.empty() && !snap->issuer.empty()) req.issuers.push_back(snap->issuer);
-      auto r = jwt::validate_cached(*token, *snap->keys, req, now, *env_.token_cache);
+      IssuerRequirements::MadePtr held;
+      auto r = jwt::validate_cached(*token, *snap->keys, requirements_for(s, snap->issuer, held),
+                                    now, *env_.token_cache);
       if (r) return accept(ctx, std::move(r.value()));
-      if (r.error().reason == jwt::Reason::kTokenSignatureKeyNotFound) stale.push_back(s);
+      if (r.error().reason == jwt::Reason::kTokenSignatureKeyNotFound) stale.push_back(s.keys);
       if (!last || last->reason == jwt::Reason::kTokenSignatureKeyNotFound) last = r.error();
     }
     if (!stale.empty() && ctx.key_waits == 0) return wait_for(ctx, std::move(stale));
     if (!last) {
       std::string why = "no signing keys";
       for (const auto& s : sources_) {
-        if (!s->snapshot()->error.empty())
-          why += " (" + s->url() + ": " + s->snapshot()->error + ")";
+        const auto& snap = s.keys->snapshot();
+        if (!snap->error.empty()) why += " (" + s.keys->url() + ": " + snap->error + ")";
       }
       return refuse(ctx, jwt::Reason::kTokenSignatureKeyNotFound, why);
     }
@@ -400,10 +439,31 @@ class ValidateJwt final : public Validator {
   }
 
  private:
+  struct Source {
+    std::shared_ptr<jwt::KeySource> keys;
+    IssuerRequirements for_issuer;  // used when <issuers> is absent
+  };
+
+  // Without <issuers>, the configuration's issuer is the one allowed (apim-policies.md §3.5).
+  // `held` keeps requirements made for `issuer` while they are in use.
+  const jwt::FixedRequirements& requirements_for(const Source& s, const std::string& issuer,
+                                                 IssuerRequirements::MadePtr& held) const {
+    if (!base_.issuers.empty() || issuer.empty()) return *fixed_;
+    held = s.for_issuer
+               .get(issuer,
+                    [&]() -> core::Result<jwt::Requirements, std::string> {
+                      jwt::Requirements r = base_;
+                      r.issuers.push_back(issuer);
+                      return r;
+                    })
+               .value();
+    return held->requirements;
+  }
+
   std::shared_ptr<const jwt::KeySet> inline_keys_;
-  std::vector<std::shared_ptr<jwt::KeySource>> sources_;
+  std::deque<Source> sources_;  // a deque: a Source does not move
   jwt::Requirements base_;
-  std::optional<jwt::FixedRequirements> fixed_;  // base_ as loaded, for the inline keys
+  std::optional<jwt::FixedRequirements> fixed_;  // base_ as loaded
 };
 
 }  // namespace
