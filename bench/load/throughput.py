@@ -7,6 +7,8 @@ Setups (all interleaved, round after round, connection count after connection co
   nginx_token            the same nginx sent the lab's token (forwarded, not checked): the bytes
                          a token adds to each request, without its check
   mcpgate                mcpgate gateway, no policy
+  mcpgate_token          the same gateway sent the lab's token (forwarded, not checked): with
+                         nginx_token, what the lab policy itself adds reads apart from its bytes
   haproxy_jwt            HAProxy 2.6 + jwt_verify (RS256, exp, iss, azp), the same token each time
   mcpgate_lab            mcpgate with the lab's validate-azure-ad-token policy, the same token
   haproxy_jwt_fresh      HAProxy jwt_verify, a different token on each request (wrk Lua rotation)
@@ -23,6 +25,7 @@ NAMES = {
     "nginx": "nginx 1.22 proxy, no auth",
     "nginx_token": "nginx 1.22 proxy, no auth, token forwarded",
     "mcpgate": "mcpgate, no policy",
+    "mcpgate_token": "mcpgate, no policy, token forwarded",
     "haproxy_jwt": "HAProxy 2.6 + jwt_verify, same token",
     "mcpgate_lab": "mcpgate, lab policy, same token",
     "haproxy_jwt_fresh": "HAProxy 2.6 + jwt_verify, fresh tokens",
@@ -59,6 +62,7 @@ def run(ctx, with_main, with_fresh):
         h.check_auth("mcpgate (lab policy)", lab_port, "/mcp", [token])
         auth = ("Authorization: Bearer " + token,)
         setups += [{"key": "nginx_token", "port": ngx_port, "pid": ngx.pid, "headers": auth},
+                   {"key": "mcpgate_token", "port": gw_port, "pid": gw.pid, "headers": auth},
                    {"key": "haproxy_jwt", "port": hap_port, "pid": hap.pid, "headers": auth},
                    {"key": "mcpgate_lab", "port": lab_port, "pid": lab.pid, "headers": auth}]
     if with_fresh and args.fresh_tokens == "off":
