@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <forward_list>
+#include <functional>
+#include <set>
 #include <string_view>
 
 #include "core/strings.hpp"
@@ -20,15 +23,20 @@ constexpr auto kPlain = [] {
   return t;
 }();
 
+// Where a string's characters go when the string is only checked (scan_object).
+struct Discard {
+  void append(std::string_view) {}
+  void operator+=(char) {}
+};
+void put_utf8(Discard&, unsigned) {}
+void put_utf8(std::string& out, unsigned cp) { append_utf8(out, cp); }
+
 class Parser {
  public:
   Parser(std::string_view text, const JsonLimits& limits) : s_(text), limits_(limits) {}
 
   Result<Json, std::string> run() {
-    if (s_.size() > limits_.max_bytes) {
-      return fail(std::string("document is larger than ") + std::to_string(limits_.max_bytes) +
-                  " bytes");
-    }
+    if (!fits()) return fail(std::move(error_));
     skip_ws();
     Json value;
     if (!parse_value(value, 0)) return fail(std::move(error_));
@@ -37,7 +45,88 @@ class Parser {
     return value;
   }
 
+  // See scan_object(): the top level read member by member, every value checked as parse_value
+  // would read it, but not built.
+  bool scan(const std::function<void(std::string_view, std::string_view)>& member) {
+    if (!fits()) return false;
+    skip_ws();
+    if (pos_ >= s_.size() || s_[pos_] != '{') return error("expected an object");
+    if (limits_.max_depth < 1) return error("nesting is deeper than the limit");
+    ++pos_;
+    // Names seen at this level (views into the text, or into `decoded` for a name written with
+    // escapes): compared one by one while few, then kept sorted in a set (a body of many members
+    // must not cost a comparison with each of the others).
+    std::array<std::string_view, kFewNames> few;
+    std::size_t count = 0;
+    std::set<std::string_view> many;
+    std::forward_list<std::string> decoded;
+    skip_ws();
+    if (pos_ < s_.size() && s_[pos_] == '}') {
+      ++pos_;
+    } else {
+      while (true) {
+        skip_ws();
+        if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a member name");
+        std::string_view name;
+        if (!read_name(name, decoded)) return false;
+        skip_ws();
+        if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
+        ++pos_;
+        skip_ws();
+        const std::size_t start = pos_;
+        if (!skip_value(1)) return false;
+        if (count < kFewNames) {
+          for (std::size_t i = 0; i < count; ++i) {
+            if (few[i] == name) return duplicate(name);
+          }
+          few[count++] = name;
+        } else {
+          if (many.empty()) many.insert(few.begin(), few.end());
+          if (!many.insert(name).second) return duplicate(name);
+        }
+        member(name, s_.substr(start, pos_ - start));
+        skip_ws();
+        if (pos_ >= s_.size()) return error("unexpected end of input in an object");
+        if (s_[pos_] == ',') {
+          ++pos_;
+          continue;
+        }
+        if (s_[pos_] == '}') {
+          ++pos_;
+          break;
+        }
+        return error("expected ',' or '}'");
+      }
+    }
+    skip_ws();
+    if (pos_ != s_.size()) return error("unexpected data after the JSON value");
+    return true;
+  }
+  const std::string& error_text() const { return error_; }
+
  private:
+  static constexpr std::size_t kFewNames = 32;
+
+  // The member name at pos_: a view into the text when it is written plainly (no escapes, ASCII),
+  // else decoded into a new string in `decoded`.
+  bool read_name(std::string_view& name, std::forward_list<std::string>& decoded) {
+    std::size_t end = pos_ + 1;
+    while (end < s_.size() && kPlain[static_cast<unsigned char>(s_[end])]) ++end;
+    if (end < s_.size() && s_[end] == '"') {
+      name = s_.substr(pos_ + 1, end - pos_ - 1);
+      pos_ = end + 1;
+      return true;
+    }
+    std::string& out = decoded.emplace_front();
+    if (!parse_string(out)) return false;
+    name = out;
+    return true;
+  }
+  bool fits() {
+    if (s_.size() <= limits_.max_bytes) return true;
+    error_ = "document is larger than " + std::to_string(limits_.max_bytes) + " bytes";
+    return false;
+  }
   std::string where() const { return "at byte " + std::to_string(pos_) + ": "; }
   bool error(const char* what) {
     if (error_.empty()) error_ = where() + what;
@@ -83,6 +172,67 @@ class Parser {
         return true;
       default:
         return parse_number(out);
+    }
+  }
+
+  // As parse_value, but nothing is built. Member names are checked, not compared: duplicates
+  // below the scanned level pass.
+  bool skip_value(std::size_t depth) {
+    if (pos_ >= s_.size()) return error("unexpected end of input");
+    switch (s_[pos_]) {
+      case '{':
+        return skip_container(depth + 1, '}');
+      case '[':
+        return skip_container(depth + 1, ']');
+      case '"': {
+        Discard text;
+        return parse_string(text);
+      }
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return scan_number();
+    }
+  }
+  bool skip_container(std::size_t depth, char close) {
+    if (depth > limits_.max_depth) return error("nesting is deeper than the limit");
+    const bool object = close == '}';
+    ++pos_;  // '{' or '['
+    skip_ws();
+    if (pos_ < s_.size() && s_[pos_] == close) {
+      ++pos_;
+      return true;
+    }
+    while (true) {
+      skip_ws();
+      if (object) {
+        if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a member name");
+        Discard name;
+        if (!parse_string(name)) return false;
+        skip_ws();
+        if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
+        ++pos_;
+        skip_ws();
+      }
+      if (!skip_value(depth)) return false;
+      skip_ws();
+      if (pos_ >= s_.size()) {
+        return error(object ? "unexpected end of input in an object"
+                            : "unexpected end of input in an array");
+      }
+      if (s_[pos_] == ',') {
+        ++pos_;
+        continue;
+      }
+      if (s_[pos_] == close) {
+        ++pos_;
+        return true;
+      }
+      return error(object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
   }
 
@@ -180,6 +330,15 @@ class Parser {
 
   bool parse_number(Json& out) {
     const std::size_t start = pos_;
+    if (!scan_number()) return false;
+    JsonNumber n;
+    n.text.assign(s_.substr(start, pos_ - start));
+    // strtod on the validated text: overflow gives ±HUGE_VAL (infinity), underflow 0.
+    n.value = std::strtod(n.text.c_str(), nullptr);
+    out = Json(std::move(n));
+    return true;
+  }
+  bool scan_number() {
     auto digits = [&] {
       const std::size_t from = pos_;
       while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
@@ -201,11 +360,6 @@ class Parser {
       if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
       if (digits() == 0) return error("invalid number: digits expected in the exponent");
     }
-    JsonNumber n;
-    n.text.assign(s_.substr(start, pos_ - start));
-    // strtod on the validated text: overflow gives ±HUGE_VAL (infinity), underflow 0.
-    n.value = std::strtod(n.text.c_str(), nullptr);
-    out = Json(std::move(n));
     return true;
   }
 
@@ -228,7 +382,8 @@ class Parser {
 
   // Validates one UTF-8 sequence starting at pos_ (RFC 3629: no overlongs, no surrogates,
   // nothing above U+10FFFF) and copies it.
-  bool copy_utf8(std::string& out) {
+  template <class Out>
+  bool copy_utf8(Out& out) {
     const auto b0 = static_cast<unsigned char>(s_[pos_]);
     std::size_t len;
     unsigned cp;
@@ -263,7 +418,8 @@ class Parser {
     return true;
   }
 
-  bool parse_string(std::string& out) {
+  template <class Out>
+  bool parse_string(Out& out) {
     ++pos_;  // opening quote
     while (true) {
       if (pos_ >= s_.size()) return error("unterminated string");
@@ -325,7 +481,7 @@ class Parser {
             if (lo < 0xdc00 || lo > 0xdfff) return error("invalid surrogate pair");
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
           }
-          append_utf8(out, cp);
+          put_utf8(out, cp);
           break;
         }
         default:
@@ -478,6 +634,28 @@ void append_json_string(std::string& out, std::string_view s) {
 
 Result<Json, std::string> parse_json(std::string_view text, const JsonLimits& limits) {
   return Parser(text, limits).run();
+}
+
+std::optional<std::string> json_string(std::string_view raw) {
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;
+  const std::string_view inside = raw.substr(1, raw.size() - 2);
+  bool plain = true;
+  for (const char c : inside) plain = plain && kPlain[static_cast<unsigned char>(c)];
+  if (plain) return std::string(inside);
+  JsonLimits limits;
+  limits.max_bytes = raw.size();
+  auto parsed = Parser(raw, limits).run();
+  if (!parsed || !parsed->is_string()) return std::nullopt;
+  return parsed->as_string();
+}
+
+bool scan_object(std::string_view text, const JsonLimits& limits,
+                 const std::function<void(std::string_view, std::string_view)>& member,
+                 std::string* error) {
+  Parser parser(text, limits);
+  if (parser.scan(member)) return true;
+  if (error) *error = parser.error_text();
+  return false;
 }
 
 }  // namespace mcpgate::core

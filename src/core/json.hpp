@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,6 +83,20 @@ struct JsonLimits {
 // be valid UTF-8 and escapes must not produce lone surrogates. The error message says what and
 // where ("at byte 17: ...").
 Result<Json, std::string> parse_json(std::string_view text, const JsonLimits& limits = {});
+
+// Reads one JSON object member by member without building it: true when `text` is exactly one
+// object that parse_json would accept under `limits` — except that member names are compared at
+// its top level only (a name twice there fails, whatever reject_duplicate_keys says; deeper,
+// names are checked but not compared). `member` gets each top-level member's name, unescaped and
+// good during the call, and its value's exact text (a view into `text`: checked, not built). On
+// false, `member` has seen some members only: throw away what it kept; `error` says why.
+bool scan_object(std::string_view text, const JsonLimits& limits,
+                 const std::function<void(std::string_view name, std::string_view value)>& member,
+                 std::string* error = nullptr);
+
+// The text a JSON string literal stands for (escapes decoded); nullopt when `raw` is not exactly
+// one valid string literal. For values scan_object gives.
+std::optional<std::string> json_string(std::string_view raw);
 
 void append_json_string(std::string& out, std::string_view s);
 

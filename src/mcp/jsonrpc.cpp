@@ -9,26 +9,43 @@ RequestInfo inspect_request(std::string_view body) {
   core::JsonLimits limits;
   limits.max_bytes = body.size();  // the caller has already bounded the body
   limits.max_depth = 64;
-  auto parsed = core::parse_json(body, limits);
-  if (!parsed) return info;
-  const core::Json& msg = parsed.value();
-  if (msg.is_array()) {
-    info.kind = RequestInfo::Kind::kBatch;
+  const auto first = body.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && body[first] == '[') {
+    if (core::parse_json(body, limits)) info.kind = RequestInfo::Kind::kBatch;
     return info;
   }
-  const auto* version = msg.is_object() ? msg.find_string("jsonrpc") : nullptr;
+  // The envelope's members as written (empty: absent), read without building the rest: a
+  // tools/call's arguments may be large. A name twice in the envelope (or in a tools/call's
+  // params) makes the body unreadable, so the gateway never reads another method or tool than a
+  // server keeping the last member would.
+  struct Envelope {
+    std::string_view jsonrpc, method, id, params, result, error;
+  } m;
+  const auto keep = [&m](std::string_view name, std::string_view value) {
+    if (name == "jsonrpc") m.jsonrpc = value;
+    if (name == "method") m.method = value;
+    if (name == "id") m.id = value;
+    if (name == "params") m.params = value;
+    if (name == "result") m.result = value;
+    if (name == "error") m.error = value;
+  };
+  if (!core::scan_object(body, limits, keep)) return info;
+  const auto version = core::json_string(m.jsonrpc);
   if (!version || *version != "2.0") return info;
-  if (const auto* method = msg.find_string("method")) {
-    info.method = *method;
-    info.kind = msg.find("id") ? RequestInfo::Kind::kRequest : RequestInfo::Kind::kNotification;
-    if (*method == "tools/call") {
-      if (const auto* params = msg.find("params"); params && params->is_object()) {
-        if (const auto* name = params->find_string("name")) info.tool = *name;
-      }
+  if (auto method = core::json_string(m.method)) {
+    if (*method == "tools/call" && !m.params.empty() && m.params.front() == '{') {
+      std::string_view name;
+      if (!core::scan_object(m.params, limits, [&name](std::string_view n, std::string_view v) {
+            if (n == "name") name = v;
+          }))
+        return info;
+      if (auto tool = core::json_string(name)) info.tool = std::move(*tool);
     }
+    info.kind = m.id.empty() ? RequestInfo::Kind::kNotification : RequestInfo::Kind::kRequest;
+    info.method = std::move(*method);
     return info;
   }
-  if (msg.find("result") || msg.find("error")) info.kind = RequestInfo::Kind::kResponse;
+  if (!m.result.empty() || !m.error.empty()) info.kind = RequestInfo::Kind::kResponse;
   return info;
 }
 
