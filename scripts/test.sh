@@ -70,7 +70,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 stage "build fuzz" bash -c 'cmake --preset fuzz >/dev/null && cmake --build --preset fuzz'
 fuzz_smoke() {
   local target
-  for target in jwt_parse_fuzz jwks_fuzz policy_load_fuzz request_head_fuzz; do
+  for target in jwt_parse_fuzz jwks_fuzz policy_load_fuzz request_head_fuzz json_scan_fuzz; do
     local work
     work=$(mktemp -d)
     local corpus=fuzz/corpus/${target%_fuzz}
