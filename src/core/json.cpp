@@ -85,17 +85,9 @@ class Parser {
           if (!many.insert(name).second) return duplicate(name);
         }
         member(name, s_.substr(start, pos_ - start));
-        skip_ws();
-        if (pos_ >= s_.size()) return error("unexpected end of input in an object");
-        if (s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (s_[pos_] == '}') {
-          ++pos_;
-          break;
-        }
-        return error("expected ',' or '}'");
+        bool more = false;
+        if (!after_item('}', more)) return false;
+        if (!more) break;
       }
     }
     skip_ws();
@@ -120,6 +112,20 @@ class Parser {
     std::string& out = decoded.emplace_front();
     if (!parse_string(out)) return false;
     name = out;
+    return true;
+  }
+  // After an object's member or an array's item: ',' (`more` follow) or the closing `close`.
+  bool after_item(char close, bool& more) {
+    skip_ws();
+    const bool object = close == '}';
+    if (pos_ >= s_.size()) {
+      return error(object ? "unexpected end of input in an object"
+                          : "unexpected end of input in an array");
+    }
+    more = s_[pos_] == ',';
+    if (!more && s_[pos_] != close)
+      return error(object ? "expected ',' or '}'" : "expected ',' or ']'");
+    ++pos_;
     return true;
   }
   bool fits() {
@@ -219,20 +225,9 @@ class Parser {
         skip_ws();
       }
       if (!skip_value(depth)) return false;
-      skip_ws();
-      if (pos_ >= s_.size()) {
-        return error(object ? "unexpected end of input in an object"
-                            : "unexpected end of input in an array");
-      }
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] == close) {
-        ++pos_;
-        return true;
-      }
-      return error(object ? "expected ',' or '}'" : "expected ',' or ']'");
+      bool more = false;
+      if (!after_item(close, more)) return false;
+      if (!more) return true;
     }
   }
 
@@ -259,17 +254,9 @@ class Parser {
       Json value;
       if (!parse_value(value, depth)) return false;
       members.emplace_back(std::move(key), std::move(value));
-      skip_ws();
-      if (pos_ >= s_.size()) return error("unexpected end of input in an object");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] == '}') {
-        ++pos_;
-        break;
-      }
-      return error("expected ',' or '}'");
+      bool more = false;
+      if (!after_item('}', more)) return false;
+      if (!more) break;
     }
     if (limits_.reject_duplicate_keys && !check_unique(members)) return false;
     out = Json(std::move(members));
@@ -312,17 +299,9 @@ class Parser {
       Json value;
       if (!parse_value(value, depth)) return false;
       items.push_back(std::move(value));
-      skip_ws();
-      if (pos_ >= s_.size()) return error("unexpected end of input in an array");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] == ']') {
-        ++pos_;
-        break;
-      }
-      return error("expected ',' or ']'");
+      bool more = false;
+      if (!after_item(']', more)) return false;
+      if (!more) break;
     }
     out = Json(std::move(items));
     return true;

@@ -232,55 +232,11 @@ TEST(PolicyRun, APolicyThatThrowsFailsClosedWith500) {
   EXPECT_TRUE(ctx.error->unexpected);
 }
 
-// Keys that never arrive: every validation has to wait (once) and then refuse.
-class NoKeys final : public jwt::KeySource {
+// Keys in memory, whose snapshot a test replaces (no keys: they never arrive; the same keys
+// under another issuer).
+class MemoryKeys final : public jwt::KeySource {
  public:
-  const std::string& url() const override { return url_; }
-  const std::shared_ptr<const jwt::KeySnapshot>& snapshot() const override { return snap_; }
-  void refresh(std::function<void()> done) override {
-    if (done) done();
-  }
-
- private:
-  std::string url_ = "https://issuer.test/.well-known/openid-configuration";
-  std::shared_ptr<const jwt::KeySnapshot> snap_ = std::make_shared<jwt::KeySnapshot>();
-};
-
-TEST(PolicyRun, LimitConcurrencyResumesAfterAWaitForKeys) {
-  std::vector<Diagnostic> errors;
-  auto d = load_policy(R"(<policies><inbound>
-  <limit-concurrency key="k" max-count="5">
-    <set-header name="X-Count" exists-action="append"><value>1</value></set-header>
-    <validate-jwt header-name="Authorization">
-      <openid-config url="https://issuer.test/.well-known/openid-configuration"/>
-    </validate-jwt>
-  </limit-concurrency>
-</inbound></policies>)",
-                       "c.xml", Scope::kApi, {}, errors);
-  ASSERT_TRUE(errors.empty()) << errors[0].to_string();
-  CompileEnv env;
-  auto keys = std::make_shared<NoKeys>();
-  env.key_source = [keys](const std::string&) { return keys; };
-  env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
-  env.counters = make_local_counters();
-  auto p = compile(resolve({d}), env);
-  ASSERT_TRUE(p) << p.error()[0].to_string();
-  Fields h;
-  h.f.emplace_back("Authorization", "Bearer a.b.c");
-  Context ctx;
-  ctx.request_headers = &h;
-  std::size_t position = 0;
-  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kPending);
-  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kError);  // still no keys
-  // The step before the validator ran once, not again after the wait.
-  EXPECT_EQ(h.values("X-Count"), std::vector<std::string>{"1"});
-  EXPECT_EQ(ctx.error->reason, "TokenSignatureKeyNotFound");
-}
-
-// Keys whose snapshot a test replaces: the same key set under another issuer.
-class SwappableKeys final : public jwt::KeySource {
- public:
-  SwappableKeys(std::shared_ptr<const jwt::KeySet> keys, std::string issuer) {
+  MemoryKeys(std::shared_ptr<const jwt::KeySet> keys, std::string issuer) {
     set(std::move(keys), std::move(issuer));
   }
   void set(std::shared_ptr<const jwt::KeySet> keys, std::string issuer) {
@@ -299,6 +255,37 @@ class SwappableKeys final : public jwt::KeySource {
   std::string url_ = "https://login.test/contoso.example/v2.0/.well-known/openid-configuration";
   std::shared_ptr<const jwt::KeySnapshot> snap_;
 };
+
+TEST(PolicyRun, LimitConcurrencyResumesAfterAWaitForKeys) {
+  std::vector<Diagnostic> errors;
+  auto d = load_policy(R"(<policies><inbound>
+  <limit-concurrency key="k" max-count="5">
+    <set-header name="X-Count" exists-action="append"><value>1</value></set-header>
+    <validate-jwt header-name="Authorization">
+      <openid-config url="https://issuer.test/.well-known/openid-configuration"/>
+    </validate-jwt>
+  </limit-concurrency>
+</inbound></policies>)",
+                       "c.xml", Scope::kApi, {}, errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].to_string();
+  CompileEnv env;
+  auto keys = std::make_shared<MemoryKeys>(nullptr, "");
+  env.key_source = [keys](const std::string&) { return keys; };
+  env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
+  env.counters = make_local_counters();
+  auto p = compile(resolve({d}), env);
+  ASSERT_TRUE(p) << p.error()[0].to_string();
+  Fields h;
+  h.f.emplace_back("Authorization", "Bearer a.b.c");
+  Context ctx;
+  ctx.request_headers = &h;
+  std::size_t position = 0;
+  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kPending);
+  EXPECT_EQ(run_section(*p.value(), kInbound, ctx, position), Flow::kError);  // still no keys
+  // The step before the validator ran once, not again after the wait.
+  EXPECT_EQ(h.values("X-Count"), std::vector<std::string>{"1"});
+  EXPECT_EQ(ctx.error->reason, "TokenSignatureKeyNotFound");
+}
 
 // Runs `program`'s inbound section on a request carrying `token`: "" when it passes, else the
 // refusal's reason.
@@ -319,7 +306,7 @@ TEST(PolicyRun, RequirementsFromTheIssuerFollowTheIssuer) {
   const std::string tid_b = "22222222-2222-2222-2222-222222222222";
   const std::string base = "https://login.test/";
   auto keys = std::make_shared<const jwt::KeySet>(jwt::testing::standard_keys());
-  auto source = std::make_shared<SwappableKeys>(keys, base + tid_a + "/v2.0");
+  auto source = std::make_shared<MemoryKeys>(keys, base + tid_a + "/v2.0");
   CompileEnv env;
   env.key_source = [source](const std::string&) { return source; };
   env.token_cache = std::make_shared<jwt::VerifiedTokenCache>(16);
