@@ -36,7 +36,8 @@ struct Requirements {
   bool allow_graph_nonce = false;         // validate-azure-ad-token only
 };
 
-// Requirements that can no longer change, under their own Identity: a policy's, fixed at load.
+// Requirements that can no longer change, under their own Identity: a policy's, fixed at load,
+// or those made once for a discovery document's issuer (IssuerRequirements).
 // What passed under one FixedRequirements and one KeySet is remembered by the token cache, so a
 // token seen again has only its lifetime checked (validate_cached).
 class FixedRequirements {

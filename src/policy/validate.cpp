@@ -3,12 +3,13 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
-#include <mutex>
+#include <optional>
 
 #include "core/json.hpp"
 #include "core/strings.hpp"
 #include "crypto/base64.hpp"
 #include "http/message.hpp"
+#include "jwt/issuer_requirements.hpp"
 #include "jwt/validate.hpp"
 
 namespace mcpgate::policy {
@@ -53,40 +54,6 @@ std::vector<jwt::ClaimRequirement> claims(const Element& e) {
   }
   return out;
 }
-
-// Requirements that depend on a key snapshot's issuer (a tenant named by domain; an openid-config
-// without <issuers>), made once per issuer and kept, so that the token cache can remember what
-// passed under them as it does for requirements fixed at load. Kept by the issuer's text, never
-// by a snapshot's address: another issuer always gets requirements of its own, with a new
-// identity, so nothing remembered under the old ones can pass under the new.
-class IssuerRequirements {
- public:
-  struct Made {
-    std::string issuer;
-    jwt::FixedRequirements requirements;
-  };
-  using MadePtr = std::shared_ptr<const Made>;
-
-  // Those kept for `issuer`, or those `make` returns (Result<Requirements, std::string>), kept.
-  template <class Make>
-  core::Result<MadePtr, std::string> get(const std::string& issuer, Make&& make) const {
-    {
-      std::lock_guard lock(mutex_);
-      if (made_ && made_->issuer == issuer) return made_;
-    }
-    auto requirements = make();
-    if (!requirements) return core::fail(std::move(requirements.error()));
-    auto made = std::make_shared<const Made>(
-        Made{issuer, jwt::FixedRequirements(std::move(requirements.value()))});
-    std::lock_guard lock(mutex_);
-    made_ = made;
-    return made;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  mutable MadePtr made_;
-};
 
 // Where the token is and how it is written there.
 struct TokenSource {
@@ -293,8 +260,10 @@ class ValidateAzureAdToken final : public Validator {
       return decide(ctx,
                     jwt::validate_cached(*token, *snap->keys, *fixed_, now, *env_.token_cache));
     // A domain: the tenant's GUID is in its discovery document's issuer ({authority}/{tid}/v2.0).
-    const auto for_domain =
-        for_issuer_.get(snap->issuer, [&]() -> core::Result<jwt::Requirements, std::string> {
+    std::optional<jwt::FixedRequirements> spare;
+    const auto for_domain = for_issuer_.get(
+        snap->issuer,
+        [&]() -> core::Result<jwt::Requirements, std::string> {
           const auto parts = core::split(snap->issuer, "/");
           const std::string tid = parts.size() >= 2 ? std::string(parts[parts.size() - 2]) : "";
           auto rule = jwt::EntraRule::make(tenant_, endpoint_, tid);
@@ -302,10 +271,11 @@ class ValidateAzureAdToken final : public Validator {
           jwt::Requirements r = base_;
           r.entra = std::move(rule.value());
           return r;
-        });
+        },
+        spare);
     if (!for_domain) return refuse(ctx, jwt::Reason::kTokenIssuerNotAllowed, for_domain.error());
-    return decide(ctx, jwt::validate_cached(*token, *snap->keys, (*for_domain)->requirements, now,
-                                            *env_.token_cache));
+    return decide(ctx,
+                  jwt::validate_cached(*token, *snap->keys, **for_domain, now, *env_.token_cache));
   }
 
  private:
@@ -324,7 +294,7 @@ class ValidateAzureAdToken final : public Validator {
   std::shared_ptr<jwt::KeySource> keys_;
   jwt::Requirements base_;
   std::optional<jwt::FixedRequirements> fixed_;  // base_, when rule_ is set
-  IssuerRequirements for_issuer_;                // base_ for a domain's tenant, when it is not
+  jwt::IssuerRequirements for_issuer_;           // base_ for a domain's tenant, when it is not
 };
 
 class ValidateJwt final : public Validator {
@@ -419,8 +389,8 @@ class ValidateJwt final : public Validator {
         stale.push_back(s.keys);
         continue;
       }
-      IssuerRequirements::MadePtr held;
-      auto r = jwt::validate_cached(*token, *snap->keys, requirements_for(s, snap->issuer, held),
+      std::optional<jwt::FixedRequirements> spare;
+      auto r = jwt::validate_cached(*token, *snap->keys, requirements_for(s, snap->issuer, spare),
                                     now, *env_.token_cache);
       if (r) return accept(ctx, std::move(r.value()));
       if (r.error().reason == jwt::Reason::kTokenSignatureKeyNotFound) stale.push_back(s.keys);
@@ -441,23 +411,21 @@ class ValidateJwt final : public Validator {
  private:
   struct Source {
     std::shared_ptr<jwt::KeySource> keys;
-    IssuerRequirements for_issuer;  // used when <issuers> is absent
+    jwt::IssuerRequirements for_issuer;  // used when <issuers> is absent
   };
 
   // Without <issuers>, the configuration's issuer is the one allowed (apim-policies.md §3.5).
-  // `held` keeps requirements made for `issuer` while they are in use.
-  const jwt::FixedRequirements& requirements_for(const Source& s, const std::string& issuer,
-                                                 IssuerRequirements::MadePtr& held) const {
+  // `spare` holds requirements made for this call only (see IssuerRequirements).
+  const jwt::FixedRequirements& requirements_for(
+      const Source& s, const std::string& issuer,
+      std::optional<jwt::FixedRequirements>& spare) const {
     if (!base_.issuers.empty() || issuer.empty()) return *fixed_;
-    held = s.for_issuer
-               .get(issuer,
-                    [&]() -> core::Result<jwt::Requirements, std::string> {
-                      jwt::Requirements r = base_;
-                      r.issuers.push_back(issuer);
-                      return r;
-                    })
-               .value();
-    return held->requirements;
+    const auto allow_issuer = [&]() -> core::Result<jwt::Requirements, std::string> {
+      jwt::Requirements r = base_;
+      r.issuers.push_back(issuer);
+      return r;
+    };
+    return *s.for_issuer.get(issuer, allow_issuer, spare).value();
   }
 
   std::shared_ptr<const jwt::KeySet> inline_keys_;
