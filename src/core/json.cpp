@@ -68,11 +68,7 @@ class Parser {
         skip_ws();
         if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a member name");
         std::string_view name;
-        if (!read_name(name, decoded)) return false;
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
-        ++pos_;
-        skip_ws();
+        if (!read_name(name, decoded) || !expect_colon()) return false;
         const std::size_t start = pos_;
         if (!skip_value(1)) return false;
         if (count < kFewNames) {
@@ -112,6 +108,14 @@ class Parser {
     std::string& out = decoded.emplace_front();
     if (!parse_string(out)) return false;
     name = out;
+    return true;
+  }
+  // Between a member's name and its value.
+  bool expect_colon() {
+    skip_ws();
+    if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
+    ++pos_;
+    skip_ws();
     return true;
   }
   // After an object's member or an array's item: ',' (`more` follow) or the closing `close`.
@@ -218,11 +222,7 @@ class Parser {
       if (object) {
         if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a member name");
         Discard name;
-        if (!parse_string(name)) return false;
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
-        ++pos_;
-        skip_ws();
+        if (!parse_string(name) || !expect_colon()) return false;
       }
       if (!skip_value(depth)) return false;
       bool more = false;
@@ -246,11 +246,7 @@ class Parser {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != '"') return error("expected a member name");
       std::string key;
-      if (!parse_string(key)) return false;
-      skip_ws();
-      if (pos_ >= s_.size() || s_[pos_] != ':') return error("expected ':'");
-      ++pos_;
-      skip_ws();
+      if (!parse_string(key) || !expect_colon()) return false;
       Json value;
       if (!parse_value(value, depth)) return false;
       members.emplace_back(std::move(key), std::move(value));
