@@ -430,10 +430,22 @@ int run_demo(const DemoOptions& o) {
       if (mcp({"--token-file", dir + "/expired.jwt"}, "an expired token") != 1)
         rc = demo_failed("an expired token was not refused");
       say("Why, from the gateway's access log (" + dir + "/access.log):");
-      for (auto line : core::split(read_all(dir + "/access.log"), "\n")) {
-        auto j = core::parse_json(line);
-        if (j && !text_of(j.value(), "error").empty()) say("  " + text_of(j.value(), "error"));
-      }
+      // The gateway logs an exchange once its answer is out, so the client can be quicker than
+      // the log: wait (briefly) for the three refusals above.
+      const auto refusals = [&] {
+        std::vector<std::string> found;
+        for (auto line : core::split(read_all(dir + "/access.log"), "\n")) {
+          auto j = core::parse_json(line);
+          if (j && !text_of(j.value(), "error").empty())
+            found.push_back(text_of(j.value(), "error"));
+        }
+        return found;
+      };
+      auto why = refusals();
+      for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+           why.size() < 3 && std::chrono::steady_clock::now() < until; why = refusals())
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (const auto& line : why) say("  " + line);
       if (rc != 0) return;
 
       // ---- Hardened ----------------------------------------------------------------------
