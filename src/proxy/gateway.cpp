@@ -1553,94 +1553,214 @@ struct Gateway::Impl {
     co_return false;
   }
 
+  // ---- one request ----------------------------------------------------------------------------
+  //
+  // An exchange runs in steps: plain functions for what never waits, coroutines of their own for
+  // what does (the request body's read, the upstream leg). Its frame holds the state the steps
+  // share (Exchange) and little else: GCC gives every local of a coroutine a place in its frame,
+  // and Asio recycles frames of up to 1,020 bytes only; a larger one is allocated and freed on
+  // every request, and takes a smaller one's place in the thread's cache as it goes.
+
+  using RequestParser = bhttp::request_parser<bhttp::buffer_body>;
+
+  // How an exchange ends.
+  enum class Ending {
+    kRelay,           // an upstream answered: its answer goes on to relay_answer
+    kReply,           // an APIM error body: the record's status, reply_message
+    kLocal,           // a response made here (the policies', the metadata document): local
+    kBackendFailure,  // the upstream failed before anything reached the client: failure
+    kSilent,          // nobody to answer (the client left): the log line only
+  };
+
+  // One request's state, shared by the exchange's steps.
+  struct Exchange {
+    Exchange(Worker& w, const View& view, RequestCopy& rq, RequestParser* parser,
+             beast::flat_buffer& cbuf, bool tls, Record& rec)
+        : w(w),
+          view(view),
+          rt(*view.rt),
+          limits(view.rt->limits),
+          rq(rq),
+          parser(parser),
+          cbuf(cbuf),
+          tls(tls),
+          rec(rec),
+          req_fields(rq.head.fields),
+          relay(w.buffers) {}
+    Exchange(const Exchange&) = delete;
+    Exchange& operator=(const Exchange&) = delete;
+
+    Worker& w;
+    const View& view;
+    const Runtime& rt;
+    const config::Limits& limits;
+    RequestCopy& rq;
+    RequestParser* parser;  // reads the body; null when none is left to read
+    beast::flat_buffer& cbuf;
+    const bool tls;
+    Record& rec;
+    const Route* route = nullptr;
+    unsigned version = 11;
+    bool client_keep_alive = false;
+    bool body_pending = false;  // a body was left to read when the head came
+    bool owe_continue = false;  // the client waits for a 100 before it sends its body
+    bool request_has_body = false;
+    bool is_mcp_message = false;
+    bool buffer_message = false;  // the body is read whole into `message` before it goes on
+    Clock::time_point deadline = Clock::time_point::max();
+    std::string message;
+    std::string rest;       // the target as the upstream gets it (past an API's prefix)
+    ViewFields req_fields;  // the request's fields as the policies leave them
+    RelayBuffer relay;      // a request body passes through it, one read at a time
+    std::size_t upstream_index = 0;
+    Pool* pool = nullptr;
+    std::chrono::milliseconds response_timeout{0};
+    Spare<std::string> upstream_head;
+    std::optional<net::UpstreamConn> upstream;
+    // The answer's head is parsed in place here (into w.answer_head): good until the next read
+    // from the upstream or the next suspension. Moved into the answer when there is one.
+    Spare<beast::flat_buffer> ubuf;
+    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
+    Ending ending = Ending::kRelay;
+    bool keep = false;  // the client connection stays open after
+    std::string_view reply_message;
+    int failure = 0;
+    std::optional<policy::LocalResponse> local;
+
+    bool body_done() const { return !parser || parser->is_done(); }
+    bool timed_out() const { return Clock::now() >= deadline; }
+    // The ways to end here; each returns false (the exchange goes no further).
+    bool reply(int status, std::string_view text, bool keep_open) {
+      rec.status = status;
+      reply_message = text;
+      keep = keep_open;
+      ending = Ending::kReply;
+      return false;
+    }
+    bool refuse(int status, std::string_view text) {
+      return reply(status, text, client_keep_alive && !body_pending);
+    }
+    bool silent(int status) {
+      rec.status = status;
+      keep = false;
+      ending = Ending::kSilent;
+      return false;
+    }
+    bool answer_locally(policy::LocalResponse r, bool keep_open) {
+      rec.status = r.status;
+      local = std::move(r);
+      keep = keep_open;
+      ending = Ending::kLocal;
+      return false;
+    }
+  };
+
   // One request: route, check, forward. False when the connection must close. An upstream's
   // answer leaves in `answer` for relay_answer, once this frame is gone.
   template <class Stream>
   awaitable<bool> exchange(Stream& client, Worker& w, const View& view, RequestCopy& rq,
-                           bhttp::request_parser<bhttp::buffer_body>* parser,
-                           beast::flat_buffer& cbuf, bool tls, Record& rec,
-                           std::optional<Answer>& answer_out) {
-    const std::string& remote = *rec.remote;
-    const Runtime& rt = *view.rt;
-    const auto& limits = rt.limits;
-    const auto& started = rec.started;
-    RelayBuffer relay(w.buffers);  // a request body passes through it, one read at a time
-    const std::vector<http::HeadField>& fields = rq.head.fields;  // as the client sent them
-    std::string& request_id = rec.request_id;
-    if (auto id = first_value(fields, "X-Request-Id"); acceptable_request_id(id)) {
-      request_id = std::string(id);
-    } else {
-      request_id = new_request_id();
+                           RequestParser* parser, beast::flat_buffer& cbuf, bool tls, Record& rec,
+                           std::optional<Answer>& answer) {
+    Exchange x(w, view, rq, parser, cbuf, tls, rec);
+    bool on = begin_exchange(x);
+    // An MCP message is read whole before it goes on: its JSON-RPC method and tool are known to
+    // the log, the metrics and (later) the policies. So is a body a policy may replace.
+    if (on && x.buffer_message && x.parser) on = co_await read_message(client, x);
+    if (on && x.buffer_message) take_message(x);
+    // Policies: inbound, then backend (whose forward-request decides the forwarding). A section
+    // that stops for signing keys goes on in run_on; most never do.
+    if (on && !x.route->plain) {
+      policy::Context& ctx = start_policies(x);
+      const policy::Program& program = *x.route->program;
+      std::size_t at = 0;
+      auto flow = policy::run_section(program, policy::kInbound, ctx, at);
+      if (flow == policy::Flow::kPending)
+        flow = co_await run_on(w, program, policy::kInbound, ctx, at);
+      if (flow == policy::Flow::kContinue) {
+        at = 0;
+        flow = policy::run_section(program, policy::kBackend, ctx, at);
+        if (flow == policy::Flow::kPending)
+          flow = co_await run_on(w, program, policy::kBackend, ctx, at);
+      }
+      on = after_policies(x, flow);
     }
-    const unsigned version = rq.head.version;
-    const bool client_keep_alive =
-        keeps_alive(version, connection_lines(fields)) && !stopping.load();
-    rec.target = std::string(rq.head.target);
-    const std::string& target = rec.target;
-    const std::string_view path = std::string_view(target).substr(0, target.find('?'));
-    rec.method = std::string(rq.head.method);
+    if (on) {
+      make_upstream_head(x);
+      on = co_await forward(client, x);
+    }
+    if (on) on = answer_ready(x, answer);
+    switch (x.ending) {
+      case Ending::kRelay:
+        co_return x.keep;
+      case Ending::kReply: {
+        const bool keep = co_await reply(client, x.version, x.keep, rec.status, x.reply_message,
+                                         rec.request_id, x.limits.idle_timeout);
+        log_exchange(w, rec);
+        co_return keep;
+      }
+      case Ending::kLocal: {
+        const bool keep = co_await write_local(client, x.version, x.keep, *x.local, rec.request_id,
+                                               x.limits.idle_timeout, rec.bytes_out);
+        log_exchange(w, rec);
+        co_return keep;
+      }
+      case Ending::kBackendFailure:
+        co_return co_await answer_backend_failure(client, w, rec, x.version, x.limits.idle_timeout,
+                                                  x.failure, x.got_some);
+      case Ending::kSilent:
+        break;
+    }
+    log_exchange(w, rec);
+    co_return false;
+  }
+
+  // What the request asks, and the answers that need neither its body nor the upstream. False
+  // when the exchange ends here.
+  bool begin_exchange(Exchange& x) {
+    Record& rec = x.rec;
+    const http::RequestHead& rq = x.rq.head;
+    const std::vector<http::HeadField>& fields = rq.fields;  // as the client sent them
+    if (auto id = first_value(fields, "X-Request-Id"); acceptable_request_id(id)) {
+      rec.request_id = std::string(id);
+    } else {
+      rec.request_id = new_request_id();
+    }
+    x.version = rq.version;
+    x.client_keep_alive = keeps_alive(x.version, connection_lines(fields)) && !stopping.load();
+    rec.target = std::string(rq.target);
+    rec.method = std::string(rq.method);
+    const std::string_view path = std::string_view(rec.target).substr(0, rec.target.find('?'));
     const std::string_view method = rec.method;
-    int& status = rec.status;
-    std::uint64_t& bytes_out = rec.bytes_out;
-    std::uint64_t& bytes_in = rec.bytes_in;
-    std::string& error = rec.error;
-    mcp::RequestInfo& mcp_info = rec.mcp_info;
-    Spares::ContextPtr& pctx = rec.pctx;
-    const Route* route = rec.route = rt.match(path);
-    const auto log = [&] { log_exchange(w, rec); };
+    const Route* route = x.route = rec.route = x.rt.match(path);
 
     // A body that came whole with its head (serve() made no parser for it) is taken out of the
     // connection's buffer now, so that no early answer can leave it there for the next request.
-    std::string message;
-    const bool body_in_hand = !parser && rq.head.content_length.value_or(0) > 0;
+    const bool body_in_hand = !x.parser && rq.content_length.value_or(0) > 0;
     if (body_in_hand) {
-      message.assign(static_cast<const char*>(cbuf.data().data()),
-                     static_cast<std::size_t>(*rq.head.content_length));
-      cbuf.consume(message.size());
-      bytes_in = message.size();
+      x.message.assign(static_cast<const char*>(x.cbuf.data().data()),
+                       static_cast<std::size_t>(*rq.content_length));
+      x.cbuf.consume(x.message.size());
+      rec.bytes_in = x.message.size();
     }
     // A body we will not read makes the connection unusable for another request.
-    // `parser` reads the body; a request without one has none.
-    const auto body_done = [&] { return !parser || parser->is_done(); };
-    const bool body_pending = !body_done();
+    x.body_pending = !x.body_done();
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue may wait for an interim 100
     // before it sends its body. It goes out when the body is first read: a request refused
     // before that gets its final answer instead, and the client keeps its body.
-    bool owe_continue = body_pending && version >= 11 &&
-                        core::iequals(core::trim(first_value(fields, "Expect")), "100-continue");
-    const auto send_continue = [&]() -> awaitable<bool> {
-      if (!owe_continue) co_return true;
-      owe_continue = false;
-      static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
-      arm(client, limits.idle_timeout, Clock::time_point::max());
-      auto [ec, n] =
-          co_await asio::async_write(client, asio::buffer(k100.data(), k100.size()), kTuple);
-      (void)n;
-      co_return !ec;
-    };
-    const auto refuse = [&](int code, std::string_view message) -> awaitable<bool> {
-      status = code;
-      const bool keep = co_await reply(client, version, client_keep_alive && !body_pending, code,
-                                       message, request_id, limits.idle_timeout);
-      log();
-      co_return keep;
-    };
+    x.owe_continue = x.body_pending && x.version >= 11 &&
+                     core::iequals(core::trim(first_value(fields, "Expect")), "100-continue");
     // RFC 9112 §6.1: a request whose Transfer-Encoding is anything but `chunked` alone has no
     // length we can trust (or a coding we do not apply): 400, and the connection closes.
-    if (rq.head.transfer_encoding) {
+    if (rq.transfer_encoding) {
       std::string codings;
       for (const auto& f : fields)
         if (name_is(f.name, "Transfer-Encoding"))
           codings.append(codings.empty() ? "" : ",").append(f.value);
-      if (!rq.head.chunked || !core::iequals(core::trim(codings), "chunked")) {
-        status = 400;
-        co_await reply(client, version, false, 400, kBadRequest, request_id, limits.idle_timeout);
-        log();
-        co_return false;
-      }
+      if (!rq.chunked || !core::iequals(core::trim(codings), "chunked"))
+        return x.reply(400, kBadRequest, false);
     }
     // RFC 9728 metadata: public, cacheable, readable from any origin (browser-based clients).
-    if (const auto md = rt.resource_metadata.find(path); md != rt.resource_metadata.end()) {
+    if (const auto md = x.rt.resource_metadata.find(path); md != x.rt.resource_metadata.end()) {
       policy::LocalResponse r;
       r.headers.emplace_back("Access-Control-Allow-Origin", "*");
       if (method == "GET") {
@@ -1658,13 +1778,9 @@ struct Gateway::Impl {
         r.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
         r.body = apim_error_body(405, kMethodNotAllowed);
       }
-      status = r.status;
-      const bool keep = co_await write_local(client, version, client_keep_alive && !body_pending, r,
-                                             request_id, limits.idle_timeout, bytes_out);
-      log();
-      co_return keep;
+      return x.answer_locally(std::move(r), x.client_keep_alive && !x.body_pending);
     }
-    if (!route) co_return co_await refuse(404, kNotFound);
+    if (!route) return x.refuse(404, kNotFound);
     // MCP Streamable HTTP: refuse other origins and hosts against DNS rebinding (mcp.md,
     // transport security).
     if (!route->api.allowed_origins.empty()) {
@@ -1672,172 +1788,184 @@ struct Gateway::Impl {
       bool allowed = origin.empty();
       for (const auto& o : route->api.allowed_origins)
         allowed = allowed || core::iequals(o, origin);
-      if (!allowed) co_return co_await refuse(403, kOriginNotAllowed);
+      if (!allowed) return x.refuse(403, kOriginNotAllowed);
     }
     if (!route->api.allowed_hosts.empty() &&
         !host_allowed(first_value(fields, "Host"), route->api.allowed_hosts))
-      co_return co_await refuse(403, kHostNotAllowed);
+      return x.refuse(403, kHostNotAllowed);
 
-    const Clock::time_point deadline = route->request_timeout.count() > 0
-                                           ? started + route->request_timeout
-                                           : Clock::time_point::max();
-    const auto timed_out = [&] { return Clock::now() >= deadline; };
+    x.deadline = route->request_timeout.count() > 0 ? rec.started + route->request_timeout
+                                                    : Clock::time_point::max();
+    // Other bodies stream, but for one that came whole with its head, which goes on with the
+    // upstream head in one write.
+    x.request_has_body =
+        body_in_hand ||
+        (x.parser && (x.parser->content_length().value_or(0) > 0 || x.parser->chunked()));
+    x.is_mcp_message = route->api.type == "mcp" && method == "POST" && x.request_has_body;
+    x.buffer_message =
+        x.request_has_body &&
+        (body_in_hand || x.is_mcp_message || (route->program && route->program->sets_request_body));
 
-    // An MCP message is read whole before it goes on: its JSON-RPC method and tool are known to
-    // the log, the metrics and (later) the policies. Other bodies stream, but for one that came
-    // whole with its head, which goes on with the upstream head in one write.
-    // A body a policy may replace (set-body in inbound or backend) is read whole too.
-    bool request_has_body =
-        body_in_hand || (parser && (parser->content_length().value_or(0) > 0 || parser->chunked()));
-    const bool is_mcp_message = route->api.type == "mcp" && method == "POST" && request_has_body;
-    bool buffer_message =
-        request_has_body &&
-        (body_in_hand || is_mcp_message || (route->program && route->program->sets_request_body));
-    if (buffer_message && !body_in_hand) {
-      auto& req_p = *parser;
-      auto& body = req_p.get().body();
-      if (!co_await send_continue()) {
-        status = 499;  // the client left before its body was in
-        log();
-        co_return false;
+    // The target as the upstream sees it.
+    x.upstream_index = route->upstream;
+    x.rest = route->api.strip_prefix && route->api.path != "/"
+                 ? rec.target.substr(route->api.path.size())
+                 : rec.target;
+    if (x.rest.empty() || x.rest[0] == '?') x.rest = "/" + x.rest;
+    return true;
+  }
+
+  // RFC 9110 §10.1.1: the interim 100 the client waits for before it sends its body.
+  template <class Stream>
+  static awaitable<bool> send_continue(Stream& client, Exchange& x) {
+    x.owe_continue = false;
+    static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm(client, x.limits.idle_timeout, Clock::time_point::max());
+    auto [ec, n] =
+        co_await asio::async_write(client, asio::buffer(k100.data(), k100.size()), kTuple);
+    (void)n;
+    co_return !ec;
+  }
+
+  // Reads the request body whole into x.message. False when the exchange ends here.
+  template <class Stream>
+  static awaitable<bool> read_message(Stream& client, Exchange& x) {
+    auto& req_p = *x.parser;
+    auto& body = req_p.get().body();
+    if (x.owe_continue && !co_await send_continue(client, x))
+      co_return x.silent(499);  // the client left before its body was in
+    while (!req_p.is_done()) {
+      body.data = x.relay.get();
+      body.size = kRelayBuffer;
+      arm(client, x.limits.idle_timeout, x.deadline);
+      auto [ec, n] = co_await bhttp::async_read_some(client, x.cbuf, req_p, kTuple);
+      (void)n;
+      if (ec && ec != bhttp::error::need_buffer) {
+        if (ec == bhttp::error::body_limit) co_return x.refuse(413, kPayloadTooLarge);
+        // Too slow (the idle timeout, or the API's request deadline first): the timeout closed
+        // the connection, so the status is the log's only, as nginx does with its 408.
+        if (ec == beast::error::timeout) co_return x.silent(x.timed_out() ? 504 : 408);
+        co_return x.silent(499);  // the client left before its body was in
       }
-      while (!req_p.is_done()) {
-        body.data = relay.get();
-        body.size = kRelayBuffer;
-        arm(client, limits.idle_timeout, deadline);
-        auto [rec, rn] = co_await bhttp::async_read_some(client, cbuf, req_p, kTuple);
-        (void)rn;
-        if (rec && rec != bhttp::error::need_buffer) {
-          if (rec == bhttp::error::body_limit) co_return co_await refuse(413, kPayloadTooLarge);
-          if (rec == beast::error::timeout) {
-            status = timed_out() ? 504 : 408;
-            co_await reply(client, version, false, status,
-                           status == 504 ? kGatewayTimeout : kRequestTimeout, request_id,
-                           limits.idle_timeout);
-          } else {
-            status = 499;  // the client left before its body was in
-          }
-          log();
-          co_return false;
-        }
-        message.append(relay.get(), kRelayBuffer - body.size);
-      }
-      body.data = message.data();
-      body.size = message.size();
-      body.more = false;
+      x.message.append(x.relay.get(), kRelayBuffer - body.size);
     }
-    if (buffer_message) {
-      bytes_in = message.size();
-      if (is_mcp_message) {
-        mcp_info = mcp::inspect_request(message);
-        count_mcp(w, route->slot, mcp_info);
-      }
-    }
+    body.data = x.message.data();
+    body.size = x.message.size();
+    body.more = false;
+    co_return true;
+  }
 
-    // The request as the upstream sees it.
-    std::size_t upstream_index = route->upstream;
-    std::string rest = route->api.strip_prefix && route->api.path != "/"
-                           ? target.substr(route->api.path.size())
-                           : target;
-    if (rest.empty() || rest[0] == '?') rest = "/" + rest;
-
-    // Policies: inbound, then backend (whose forward-request decides the forwarding).
-    ViewFields req_fields(rq.head.fields);
-    const auto answer = [&](policy::LocalResponse r) -> awaitable<bool> {
-      status = r.status;
-      if (pctx && pctx->error) {
-        error = describe(*pctx->error);
-        add_challenge(*route, *pctx->error, r);
-      }
-      if (pctx) add_answer_headers(*pctx, r.headers);
-      const bool keep = co_await write_local(client, version, client_keep_alive && body_done(), r,
-                                             request_id, limits.idle_timeout, bytes_out);
-      log();
-      co_return keep;
-    };
-    if (!route->plain) {
-      pctx = Spares::context();
-      policy::Context& ctx = *pctx;
-      ctx.activity_id = request_id;
-      ctx.method = method;
-      const auto q = rest.find('?');
-      ctx.path = rest.substr(0, q);
-      if (q != std::string::npos) ctx.query = rest.substr(q + 1);
-      ctx.client_ip = remote;
-      ctx.request_headers = &req_fields;
-      ctx.preflight = method == "OPTIONS" && req_fields.first("Origin") &&
-                      req_fields.first("Access-Control-Request-Method");
-      std::size_t at = 0;
-      auto flow = policy::run_section(*route->program, policy::kInbound, ctx, at);
-      if (flow == policy::Flow::kPending)
-        flow = co_await run_on(w, *route->program, policy::kInbound, ctx, at);
-      if (flow == policy::Flow::kContinue) {
-        at = 0;
-        flow = policy::run_section(*route->program, policy::kBackend, ctx, at);
-        if (flow == policy::Flow::kPending)
-          flow = co_await run_on(w, *route->program, policy::kBackend, ctx, at);
-      }
-      if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
-      if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
-      if (!ctx.forward) {
-        // Nothing forwards: outbound runs at once on an empty 200 (apim-policies.md §1.1).
-        policy::FieldList headers;
-        if (ctx.status == 0) ctx.status = 200;  // set-status in inbound may have chosen one
-        ctx.response_headers = &headers;
-        flow = policy::run_section(*route->program, policy::kOutbound, ctx);
-        if (flow == policy::Flow::kRespond) co_return co_await answer(*ctx.respond);
-        if (flow == policy::Flow::kError) co_return co_await answer(on_error(*route->program, ctx));
-        policy::LocalResponse r;
-        r.status = ctx.status;
-        r.reason = ctx.reason;
-        r.headers = std::move(headers.fields);
-        r.body = ctx.response_body.value_or(std::string());
-        co_return co_await answer(r);
-      }
-      if (ctx.request_body) {
-        // set-body: the backend gets this body instead (the client's was read whole above).
-        message = std::move(*ctx.request_body);
-        ctx.request_body.reset();
-        buffer_message = true;
-        request_has_body = !message.empty();
-      }
-      if (!ctx.backend_id.empty()) upstream_index = rt.upstream_by_name.at(ctx.backend_id);
-      if (!ctx.backend_url.empty()) upstream_index = rt.upstream_by_url.at(ctx.backend_url);
-      rest = ctx.path + (ctx.query.empty() ? std::string() : "?" + ctx.query);
+  // A body read whole: counted, and an MCP message's envelope read.
+  void take_message(Exchange& x) {
+    x.rec.bytes_in = x.message.size();
+    if (x.is_mcp_message) {
+      x.rec.mcp_info = mcp::inspect_request(x.message);
+      count_mcp(x.w, x.route->slot, x.rec.mcp_info);
     }
-    const Upstream& up = rt.upstreams[upstream_index];
-    Pool& pool = *view.pools[upstream_index];
-    std::chrono::milliseconds response_timeout = up.response_timeout;
-    if (pctx && pctx->forward_timeout.count() > 0) response_timeout = pctx->forward_timeout;
-    Spare<std::string> spare_head;
-    std::string& upstream_head = spare_head.value;
-    {
-      std::string ours;
-      ours.reserve(128);
-      ours.append("X-Request-Id: ").append(request_id);
-      ours.append("\r\nX-Forwarded-For: ").append(remote);
-      ours.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
-      // One framing line, from what our parser read (or the whole body we hold). A client's
-      // `Content-Length: 0` goes on too: some servers want a length on every POST.
-      if (buffer_message) {
-        ours.append("Content-Length: ").append(std::to_string(message.size())).append("\r\n");
-      } else if (rq.head.chunked) {
-        ours.append("Transfer-Encoding: chunked\r\n");
-      } else if (const auto n = rq.head.content_length) {
-        ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
-      }
-      // Hop by hop: the Connection lines as the policies left them.
-      append_request_head(upstream_head, method, up.base_path + rest, req_fields.list(),
-                          connection_lines(req_fields.list()), up.host_line, ours);
-    }
+  }
 
-    std::optional<net::UpstreamConn> upstream;
-    // The answer's head, parsed in place in ubuf: good until the next read from the upstream or
-    // the next suspension (another exchange on this worker parses into it then).
-    http::ResponseHead& ah = w.answer_head;
-    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
-    Spare<beast::flat_buffer> spare_ubuf;  // moved into the answer when there is one
-    beast::flat_buffer& ubuf = spare_ubuf.value;
+  // The policy context of a request whose API runs policies.
+  static policy::Context& start_policies(Exchange& x) {
+    Record& rec = x.rec;
+    rec.pctx = Spares::context();
+    policy::Context& ctx = *rec.pctx;
+    ctx.activity_id = rec.request_id;
+    ctx.method = rec.method;
+    const auto q = x.rest.find('?');
+    ctx.path = x.rest.substr(0, q);
+    if (q != std::string::npos) ctx.query = x.rest.substr(q + 1);
+    ctx.client_ip = *rec.remote;
+    ctx.request_headers = &x.req_fields;
+    ctx.preflight = rec.method == "OPTIONS" && x.req_fields.first("Origin") &&
+                    x.req_fields.first("Access-Control-Request-Method");
+    return ctx;
+  }
+
+  // A response the policies made, with what every answer of theirs carries.
+  static bool policy_answer(Exchange& x, policy::LocalResponse r) {
+    const auto& pctx = x.rec.pctx;
+    if (pctx && pctx->error) {
+      x.rec.error = describe(*pctx->error);
+      add_challenge(*x.route, *pctx->error, r);
+    }
+    if (pctx) add_answer_headers(*pctx, r.headers);
+    return x.answer_locally(std::move(r), x.client_keep_alive && x.body_done());
+  }
+
+  // Where inbound and backend left the request: answered, or forwarded (to which backend, with
+  // which target and body). False when the exchange ends here.
+  static bool after_policies(Exchange& x, policy::Flow flow) {
+    policy::Context& ctx = *x.rec.pctx;
+    const policy::Program& program = *x.route->program;
+    if (flow == policy::Flow::kRespond) return policy_answer(x, *ctx.respond);
+    if (flow == policy::Flow::kError) return policy_answer(x, on_error(program, ctx));
+    if (!ctx.forward) {
+      // Nothing forwards: outbound runs at once on an empty 200 (apim-policies.md §1.1).
+      policy::FieldList headers;
+      if (ctx.status == 0) ctx.status = 200;  // set-status in inbound may have chosen one
+      ctx.response_headers = &headers;
+      flow = policy::run_section(program, policy::kOutbound, ctx);
+      ctx.response_headers = nullptr;  // `headers` goes with this call
+      if (flow == policy::Flow::kRespond) return policy_answer(x, *ctx.respond);
+      if (flow == policy::Flow::kError) return policy_answer(x, on_error(program, ctx));
+      policy::LocalResponse r;
+      r.status = ctx.status;
+      r.reason = ctx.reason;
+      r.headers = std::move(headers.fields);
+      r.body = ctx.response_body.value_or(std::string());
+      return policy_answer(x, std::move(r));
+    }
+    if (ctx.request_body) {
+      // set-body: the backend gets this body instead (the client's was read whole).
+      x.message = std::move(*ctx.request_body);
+      ctx.request_body.reset();
+      x.buffer_message = true;
+      x.request_has_body = !x.message.empty();
+    }
+    if (!ctx.backend_id.empty()) x.upstream_index = x.rt.upstream_by_name.at(ctx.backend_id);
+    if (!ctx.backend_url.empty()) x.upstream_index = x.rt.upstream_by_url.at(ctx.backend_url);
+    x.rest = ctx.path + (ctx.query.empty() ? std::string() : "?" + ctx.query);
+    return true;
+  }
+
+  // The request's head as the upstream gets it.
+  static void make_upstream_head(Exchange& x) {
+    const Record& rec = x.rec;
+    const Upstream& up = x.rt.upstreams[x.upstream_index];
+    x.pool = x.view.pools[x.upstream_index];
+    x.response_timeout = up.response_timeout;
+    if (rec.pctx && rec.pctx->forward_timeout.count() > 0)
+      x.response_timeout = rec.pctx->forward_timeout;
+    std::string ours;
+    ours.reserve(128);
+    ours.append("X-Request-Id: ").append(rec.request_id);
+    ours.append("\r\nX-Forwarded-For: ").append(*rec.remote);
+    ours.append(x.tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+    // One framing line, from what our parser read (or the whole body we hold). A client's
+    // `Content-Length: 0` goes on too: some servers want a length on every POST.
+    if (x.buffer_message) {
+      ours.append("Content-Length: ").append(std::to_string(x.message.size())).append("\r\n");
+    } else if (x.rq.head.chunked) {
+      ours.append("Transfer-Encoding: chunked\r\n");
+    } else if (const auto n = x.rq.head.content_length) {
+      ours.append("Content-Length: ").append(std::to_string(*n)).append("\r\n");
+    }
+    // Hop by hop: the Connection lines as the policies left them.
+    append_request_head(x.upstream_head.value, rec.method, up.base_path + x.rest,
+                        x.req_fields.list(), connection_lines(x.req_fields.list()), up.host_line,
+                        ours);
+  }
+
+  // The upstream leg: a connection (pooled or new), the request, and the answer's head, read
+  // into x.ubuf and parsed into w.answer_head. False when the exchange ends here.
+  template <class Stream>
+  awaitable<bool> forward(Stream& client, Exchange& x) {
+    Record& rec = x.rec;
+    const Upstream& up = x.rt.upstreams[x.upstream_index];
+    Pool& pool = *x.pool;
+    std::optional<net::UpstreamConn>& upstream = x.upstream;
+    beast::flat_buffer& ubuf = x.ubuf.value;
+    http::ResponseHead& ah = x.w.answer_head;
     const auto upstream_started = Clock::now();
     int failure = 0;
     bool client_left = false;
@@ -1855,61 +1983,62 @@ struct Gateway::Impl {
         }
       }
       if (!upstream) {
-        auto connected = co_await net::connect_upstream(w.ioc, up.target, deadline);
+        auto connected = co_await net::connect_upstream(x.w.ioc, up.target, x.deadline);
         if (!connected.conn) {
           failure = connected.timed_out ? 504 : 502;
-          error = std::move(connected.error);
+          rec.error = std::move(connected.error);
           break;
         }
         upstream.emplace(std::move(*connected.conn));
       }
-      arm(*upstream, response_timeout, deadline);
+      arm(*upstream, x.response_timeout, x.deadline);
       boost::system::error_code wec;
-      if (buffer_message) {
+      if (x.buffer_message) {
         // Head and body in one write.
-        const std::array<asio::const_buffer, 2> bufs{asio::buffer(upstream_head),
-                                                     asio::buffer(message)};
+        const std::array<asio::const_buffer, 2> bufs{asio::buffer(x.upstream_head.value),
+                                                     asio::buffer(x.message)};
         auto [ec, n] = co_await asio::async_write(*upstream, bufs, kTuple);
         (void)n;
         wec = ec;
       } else {
-        auto [ec, n] = co_await asio::async_write(*upstream, asio::buffer(upstream_head), kTuple);
+        auto [ec, n] =
+            co_await asio::async_write(*upstream, asio::buffer(x.upstream_head.value), kTuple);
         (void)n;
         wec = ec;
-        if (!wec && request_has_body && !co_await send_continue()) {
-          upstream.reset();
-          client_left = true;
-          break;
-        }
-        if (!wec && request_has_body) {
+        if (!wec && x.request_has_body) {
+          if (x.owe_continue && !co_await send_continue(client, x)) {
+            upstream.reset();
+            client_left = true;
+            break;
+          }
           RelayOptions ro;
-          ro.read_timeout = limits.idle_timeout;
-          ro.write_timeout = response_timeout;
-          ro.deadline = deadline;
-          ro.copied = &bytes_in;
-          const auto relayed =
-              co_await relay_body(client, cbuf, *parser, *upstream, {},
-                                  parser->chunked() ? Framing::kChunked : Framing::kRaw, relay, ro);
+          ro.read_timeout = x.limits.idle_timeout;
+          ro.write_timeout = x.response_timeout;
+          ro.deadline = x.deadline;
+          ro.copied = &rec.bytes_in;
+          const auto relayed = co_await relay_body(
+              client, x.cbuf, *x.parser, *upstream, {},
+              x.parser->chunked() ? Framing::kChunked : Framing::kRaw, x.relay, ro);
           if (relayed.ec) {
             // Either side broke while the body was in flight: nothing can be retried.
             upstream.reset();
             if (relayed.ec == bhttp::error::body_limit) {
               failure = 413;
-            } else if (relayed.ec == beast::error::timeout && timed_out()) {
+            } else if (relayed.ec == beast::error::timeout && x.timed_out()) {
               failure = 504;
             } else if (relayed.reading) {
               client_left = true;
             } else {
               failure = 502;
-              error = "sending the body upstream: " + relayed.ec.message();
+              rec.error = "sending the body upstream: " + relayed.ec.message();
             }
             break;
           }
         }
       }
       if (!wec) {
-        arm(*upstream, response_timeout, deadline);
-        auto hr = co_await read_answer_head(*upstream, ubuf, ah, limits.max_header_bytes);
+        arm(*upstream, x.response_timeout, x.deadline);
+        auto hr = co_await read_answer_head(*upstream, ubuf, ah, x.limits.max_header_bytes);
         // Interim answers (1xx, such as 103 Early Hints) are not relayed: the final one follows
         // on the same connection. (101 cannot come: Upgrade never reaches the upstream.) At most
         // kMaxInterim of them: an upstream that sends them without end is a bad response.
@@ -1921,61 +2050,71 @@ struct Gateway::Impl {
             break;
           }
           ubuf.consume(ah.size);
-          arm(*upstream, response_timeout, deadline);
-          hr = co_await read_answer_head(*upstream, ubuf, ah, limits.max_header_bytes);
+          arm(*upstream, x.response_timeout, x.deadline);
+          hr = co_await read_answer_head(*upstream, ubuf, ah, x.limits.max_header_bytes);
         }
-        got_some = interim > 0 || ubuf.size() > 0;
+        x.got_some = interim > 0 || ubuf.size() > 0;
         if (hr.status == http::HeadStatus::kComplete) {
           failure = 0;
           break;
         }
         const bool timeout = hr.ec == beast::error::timeout;
         failure = timeout ? 504 : 502;
-        error = "reading the response head: " +
-                (timeout ? std::string("timed out")
-                 : hr.ec ? hr.ec.message()
-                 : hr.status == http::HeadStatus::kTooLarge
-                     ? "longer than " + std::to_string(limits.max_header_bytes) + " bytes"
-                     : std::string("malformed"));
+        rec.error = "reading the response head: " + head_failure(hr, timeout, x.limits);
         upstream.reset();
-        if (reused && !request_has_body && !timeout && !got_some) {
+        if (reused && !x.request_has_body && !timeout && !x.got_some) {
           ubuf.clear();
           continue;
         }
         break;
       }
       failure = 502;
-      error = "sending the request upstream: " + wec.message();
+      rec.error = "sending the request upstream: " + wec.message();
       upstream.reset();
-      if (!(reused && !request_has_body)) break;
+      if (!(reused && !x.request_has_body)) break;
     }
     rec.upstream_ms =
         std::chrono::duration<double, std::milli>(Clock::now() - upstream_started).count();
-    if (client_left) {
-      status = 499;  // logged only: nobody is left to answer
-      log();
+    if (client_left) co_return x.silent(499);  // logged only: nobody is left to answer
+    if (failure) {
+      x.failure = failure;
+      x.ending = Ending::kBackendFailure;
       co_return false;
     }
-    if (failure) {
-      co_return co_await answer_backend_failure(client, w, rec, version, limits.idle_timeout,
-                                                failure, got_some);
-    }
+    co_return true;
+  }
 
-    // Relay the response head and body, chunk by chunk as it arrives. From here to the head's
-    // copy for the client nothing suspends: ah's views into ubuf stay good.
+  static std::string head_failure(const HeadRead& hr, bool timeout, const config::Limits& limits) {
+    if (timeout) return "timed out";
+    if (hr.ec) return hr.ec.message();
+    if (hr.status == http::HeadStatus::kTooLarge)
+      return "longer than " + std::to_string(limits.max_header_bytes) + " bytes";
+    return "malformed";
+  }
+
+  // The upstream's answer head, through outbound, as the client gets it: into `answer_out` for
+  // relay_answer, or a response made here instead (false). Nothing in here suspends: the views
+  // of w.answer_head into x.ubuf stay good until its copy for the client is made.
+  bool answer_ready(Exchange& x, std::optional<Answer>& answer_out) {
+    Record& rec = x.rec;
+    const http::ResponseHead& ah = x.w.answer_head;
+    int& status = rec.status;
     status = static_cast<int>(ah.status);
     const int upstream_status = status;
     std::string_view reason = ah.reason;
+    const std::string_view method = rec.method;
     // Its Connection lines as they came: whether the upstream connection can be used again, and
     // (unless a policy changes them) which of its fields go no further than this hop (RFC 9110
     // §7.6.1).
     const std::string listed = connection_lines(ah.fields);
     const bool upstream_keep_alive = keeps_alive(ah.version, listed);
-    ViewFields res_fields(ah.fields);
+    ViewFields res_fields(x.w.answer_head.fields);
+    const auto& pctx = rec.pctx;
     if (pctx) {
       // Outbound runs on the response head; a replaced body or a local answer drops the
       // upstream's body (and its connection).
       policy::Context& ctx = *pctx;
+      const policy::Program& program = *x.route->program;
       ctx.status = status;
       ctx.response_headers = &res_fields;
       policy::Flow flow;
@@ -1994,7 +2133,7 @@ struct Gateway::Impl {
         e.response_message = std::string(reason);
         ctx.error = std::move(e);
         ctx.response_body.reset();
-        flow = policy::run_section(*route->program, policy::kOnError, ctx);
+        flow = policy::run_section(program, policy::kOnError, ctx);
         if (flow == policy::Flow::kError) {
           // on-error failed on the backend's answer: that failure's own answer, not a second
           // run of on-error.
@@ -2007,16 +2146,15 @@ struct Gateway::Impl {
           flow = policy::Flow::kRespond;
         }
       } else {
-        flow = policy::run_section(*route->program, policy::kOutbound, ctx);
+        flow = policy::run_section(program, policy::kOutbound, ctx);
       }
       if (flow != policy::Flow::kContinue || ctx.response_body) {
-        upstream->close();
-        const bool keep_client = client_keep_alive && body_done();
+        x.upstream->close();
         policy::LocalResponse r;
         if (flow == policy::Flow::kRespond) {
           r = *ctx.respond;
         } else if (flow == policy::Flow::kError) {
-          r = on_error(*route->program, ctx);
+          r = on_error(program, ctx);
         } else {
           r.status = ctx.status;
           r.reason = ctx.reason;
@@ -2025,26 +2163,23 @@ struct Gateway::Impl {
             if (!hop_by_hop(f.name, now_listed)) r.headers.emplace_back(f.name, f.value);
           r.body = *ctx.response_body;
         }
-        status = r.status;
-        if (ctx.error) error = describe(*ctx.error);
+        if (ctx.error) rec.error = describe(*ctx.error);
         add_answer_headers(ctx, r.headers);
         ctx.response_headers = nullptr;  // its views are not read past here (r holds copies)
-        const bool keep = co_await write_local(client, version, keep_client, r, request_id,
-                                               limits.idle_timeout, bytes_out);
-        log();
-        co_return keep;
+        return x.answer_locally(std::move(r), x.client_keep_alive && x.body_done());
       }
       if (ctx.status != status) {
         status = ctx.status;
         reason = {};  // the new status's own phrase, unless the policy gave one
       }
       if (!ctx.reason.empty()) reason = ctx.reason;
-      if (ctx.error) error = describe(*ctx.error);
+      if (ctx.error) rec.error = describe(*ctx.error);
       add_answer_headers(ctx, res_fields);
     }
     const bool event_stream = core::istarts_with(
         res_fields.first("Content-Type").value_or(std::string_view()), "text/event-stream");
-    bool keep = client_keep_alive && body_done();
+    bool keep = x.client_keep_alive && x.body_done();
+    const unsigned version = x.version;
     const bool bodiless = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
     // The body as the upstream frames it (RFC 9112 §6.3): a response to HEAD has a head only,
     // whatever its Content-Length says (RFC 9110 §9.3.2).
@@ -2069,7 +2204,7 @@ struct Gateway::Impl {
     {
       std::string ours;
       ours.reserve(160);
-      ours.append("X-Request-Id: ", 14).append(request_id).append("\r\n", 2);
+      ours.append("X-Request-Id: ", 14).append(rec.request_id).append("\r\n", 2);
       if (event_stream) ours += "X-Accel-Buffering: no\r\n";  // proxies in front must not buffer
       // The client connection's own fate (the upstream's Connection lines went with its hop).
       if (version >= 11 && !keep) ours += "Connection: close\r\n";
@@ -2098,19 +2233,19 @@ struct Gateway::Impl {
                          pctx ? std::string_view(now_listed) : std::string_view(listed), skip,
                          ours);
     }
-    ubuf.consume(ah.size);  // the views into it are done with
+    x.ubuf.value.consume(ah.size);  // the views into it are done with
     if (event_stream) rec.keep_for_stream();
     if (pctx) {
-      // The request and these views of it go with this frame: what runs after (on-error, when
+      // The request and these views of it go with the exchange: what runs after (on-error, when
       // the body fails before a byte of it reached the client) sees no request fields.
       pctx->request_headers = nullptr;
       pctx->response_headers = nullptr;
     }
     Answer& ans = answer_out.emplace();
-    ans.upstream = std::move(upstream);
-    ans.ubuf = std::move(ubuf);
+    ans.upstream = std::move(x.upstream);
+    ans.ubuf = std::move(x.ubuf.value);
     ans.head = std::move(head);
-    ans.pool = &pool;
+    ans.pool = x.pool;
     ans.version = version;
     ans.framing = framing;
     ans.event_stream = event_stream;
@@ -2118,12 +2253,13 @@ struct Gateway::Impl {
     ans.chunked_out = chunked_out;
     ans.keep = keep;
     ans.upstream_reusable = upstream_keep_alive && upstream_status != 101;
-    ans.response_timeout = response_timeout;
-    ans.deadline = deadline;
+    ans.response_timeout = x.response_timeout;
+    ans.deadline = x.deadline;
     ans.none_in = none_in;
     ans.chunked_in = chunked_in;
     ans.length_in = length_in;
-    co_return keep;
+    x.keep = keep;
+    return true;
   }
 
   // Relays an upstream's answer: the head, then the body as it arrives. Its own coroutine, so an

@@ -26,7 +26,6 @@ inline constexpr std::string_view kBadRequest = "Bad request";
 inline constexpr std::string_view kVersionNotSupported = "HTTP version not supported";
 inline constexpr std::string_view kOriginNotAllowed = "Origin not allowed";
 inline constexpr std::string_view kHostNotAllowed = "Host not allowed";
-inline constexpr std::string_view kRequestTimeout = "Request timeout";
 inline constexpr std::string_view kMethodNotAllowed = "Method not allowed";
 inline constexpr std::string_view kTooManyConnections =
     "Service unavailable: too many connections, retry later";

@@ -975,6 +975,43 @@ limits: {{header_timeout_ms: 300}}
             gw.cleanup()
             up.stop()
 
+    def test_a_message_body_that_stalls_is_logged_408_or_504_and_the_connection_closes(self):
+        # An MCP message is read whole before it goes on. A client that stops halfway is cut off
+        # at the idle timeout (408 in the log) or at the API's request deadline when that comes
+        # first (504); the timeout closes the connection, so it gets no answer (as with nginx's
+        # 408), and the upstream never sees the request.
+        up = FakeUpstream()
+        gw = Gateway(f"""
+listeners: [{{port: 0}}]
+backends: {{fake: {{url: "{up.url}"}}}}
+apis:
+  - {{name: a, path: /a, type: mcp, backend: fake}}
+  - {{name: b, path: /b, type: mcp, backend: fake, request_timeout_ms: 150}}
+limits: {{idle_timeout_ms: 600}}
+""").start()
+        try:
+            for path, status in (("/a", 408), ("/b", 504)):
+                with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                    s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 60\r\n\r\n{\"jsonrpc\": \"2.0\", ".encode())
+                    started = time.time()
+                    self.assertEqual(s.recv(4096), b"")
+                    self.assertLess(time.time() - started, 5)
+                line = eventually(lambda: next((l for l in gw.access_log() if l["path"] == path), None))
+                self.assertEqual(line["status"], status)
+                self.assertEqual(line["api"], path[1:])
+            # One that leaves halfway is logged 499.
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+                s.sendall(b"POST /b/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{")
+            line = eventually(lambda: next((l for l in gw.access_log() if l["path"] == "/b/gone"), None))
+            self.assertEqual(line["status"], 499)
+            self.assertEqual(up.requests, [])
+            self.assertEqual(requests.post(gw.url + "/a", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                           timeout=10).status_code, 200)
+        finally:
+            gw.cleanup()
+            up.stop()
+
     def test_reload_on_file_change_keeps_in_flight_requests_and_refuses_bad_configs(self):
         up = FakeUpstream()
         config = lambda apis, port=0: f"""
