@@ -5,12 +5,17 @@
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -94,6 +99,41 @@ class TimedSocket {
   void close() {
     boost::system::error_code ignored;
     st_->socket.close(ignored);
+  }
+
+  // Writes what the kernel takes at once, without an asynchronous operation: Asio queues the
+  // completion of even a write that went through at once for a later turn of its loop (about
+  // 1,700 instructions a write, by callgrind). Returns the bytes written — all of them, mostly, for an answer or a
+  // request head; fewer (even 0) when the socket is full, which is no error: the caller writes
+  // the rest with async_write. ec: a failure, or timeout once the deadline has passed.
+  template <class Buffers>
+  std::size_t write_now(const Buffers& buffers, boost::system::error_code& ec) {
+    ec = {};
+    State& st = *st_;
+    if (st.expired || (st.deadline != time_point::max() && clock::now() >= st.deadline)) {
+      if (!st.expired) expire(st);
+      ec = boost::beast::error::timeout;
+      return 0;
+    }
+    constexpr std::size_t kMax = 8;
+    iovec iov[kMax];
+    std::size_t n = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      const boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      if (n == kMax) break;  // the rest goes with async_write
+      iov[n++] = {const_cast<void*>(b.data()), b.size()};
+    }
+    if (n == 0) return 0;
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    const ssize_t r = ::sendmsg(st.socket.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r >= 0) return static_cast<std::size_t>(r);
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      ec.assign(errno, boost::system::system_category());
+    return 0;
   }
 
   template <class Buffers, class Token>

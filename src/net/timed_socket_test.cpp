@@ -10,8 +10,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <chrono>
 #include <optional>
+#include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -212,6 +215,79 @@ TEST(TimedSocket, NoDeadlineWaitsAndDestructionEndsAPendingRead) {
   p.ioc.run_for(1s);
   EXPECT_TRUE(completed);
   EXPECT_EQ(got, asio::error::operation_aborted);
+}
+
+TEST(TimedSocket, WriteNowSendsWhatTheSocketTakesAtOnceSkippingEmptyBuffers) {
+  Pair p;
+  const std::string a = "HTTP/1.1 200 OK\r\n\r\n", b = "{\"ok\":true}";
+  const std::array<asio::const_buffer, 3> bufs{asio::buffer(a), asio::const_buffer(),
+                                               asio::buffer(b)};
+  boost::system::error_code ec;
+  EXPECT_EQ(p.ours->write_now(bufs, ec), a.size() + b.size());
+  EXPECT_FALSE(ec);
+  std::string got(a.size() + b.size(), '\0');
+  asio::read(p.peer, asio::buffer(got));
+  EXPECT_EQ(got, a + b);
+  // Nothing to write is no error.
+  EXPECT_EQ(p.ours->write_now(asio::const_buffer(), ec), 0u);
+  EXPECT_FALSE(ec);
+}
+
+TEST(TimedSocket, WriteNowOnAFullSocketWritesAPartWithoutErrorAndTheRestGoesAsync) {
+  Pair p;
+  p.ours->socket().set_option(asio::socket_base::send_buffer_size(4096));
+  std::string big(1 << 20, 'x');  // more than the socket buffers hold while nobody reads
+  for (std::size_t i = 0; i < big.size(); i += 4099) big[i] = static_cast<char>('a' + i % 26);
+  boost::system::error_code ec;
+  std::size_t now = 0;
+  // The kernel takes a part, then (its buffers full) nothing: never an error.
+  for (int i = 0; i < 1000; ++i) {
+    const std::size_t n = p.ours->write_now(asio::buffer(big.data() + now, big.size() - now), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    if (n == 0) break;
+    now += n;
+  }
+  EXPECT_GT(now, 0u);
+  ASSERT_LT(now, big.size());
+  // The rest goes through async_write while the peer reads it all.
+  std::string got(big.size(), '\0');
+  boost::system::error_code rec;
+  std::thread reader([&] { asio::read(p.peer, asio::buffer(got), rec); });
+  boost::system::error_code wec = asio::error::would_block;
+  p.run([&]() -> asio::awaitable<void> {
+    auto [e, n] = co_await asio::async_write(
+        *p.ours, asio::buffer(big.data() + now, big.size() - now), kTuple);
+    wec = e;
+  });
+  if (wec) p.peer.close();  // the reader would wait for bytes that never come
+  reader.join();
+  EXPECT_FALSE(wec) << wec.message() << " after " << now;
+  EXPECT_FALSE(rec) << rec.message();
+  EXPECT_TRUE(got == big);
+}
+
+TEST(TimedSocket, WriteNowPastTheDeadlineIsATimeoutAndClosesTheSocket) {
+  Pair p;
+  p.ours->expires_at(TimedSocket::clock::now() - 1ms);
+  boost::system::error_code ec;
+  EXPECT_EQ(p.ours->write_now(asio::buffer("x", 1), ec), 0u);
+  EXPECT_EQ(ec, boost::beast::error::timeout);
+  EXPECT_FALSE(p.ours->socket().is_open());
+  EXPECT_EQ(p.ours->write_now(asio::buffer("x", 1), ec), 0u);
+  EXPECT_EQ(ec, boost::beast::error::timeout);
+}
+
+TEST(TimedSocket, WriteNowToAPeerThatLeftIsAnErrorNotASignal) {
+  Pair p;
+  p.peer.set_option(asio::socket_base::linger(true, 0));  // an RST, not a FIN
+  p.peer.close();
+  boost::system::error_code ec;
+  for (int i = 0; i < 100 && !ec; ++i) {
+    p.ours->write_now(asio::buffer("x", 1), ec);
+    if (!ec) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+      << ec.message();
 }
 
 TEST(Resolve, LiteralsAtOnceAndNamesThroughTheResolver) {

@@ -52,6 +52,16 @@ class UpstreamConn {
   // on plain TCP, sent bytes nobody asked for). One non-blocking peek; no I/O is consumed.
   bool usable();
 
+  // What the socket takes at once (TimedSocket::write_now); over TLS, nothing: the caller
+  // writes it all with async_write.
+  template <class Buffers>
+  std::size_t write_now(const Buffers& b, boost::system::error_code& ec) {
+    if (tls_) {
+      ec = {};
+      return 0;
+    }
+    return tcp_->write_now(b, ec);
+  }
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& b, Token&& token) {
     if (tls_) return tls_->async_read_some(b, std::forward<Token>(token));

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -485,6 +486,39 @@ void append_answer_head(std::string& out, unsigned version, unsigned status,
   out.append(extra).append("\r\n", 2);
 }
 
+// Writes what a stream takes at once, without an asynchronous operation (see
+// net::TimedSocket::write_now); a TLS stream takes nothing this way. Then write_rest, for what
+// is left: a coroutine (and Asio's operation) only when there is a rest.
+using WriteResult = std::tuple<boost::system::error_code, std::size_t>;
+template <class Buffers>
+WriteResult write_now(net::TimedSocket& s, const Buffers& bufs) {
+  boost::system::error_code ec;
+  const std::size_t n = s.write_now(bufs, ec);
+  return {ec, n};
+}
+template <class Buffers>
+WriteResult write_now(net::UpstreamConn& s, const Buffers& bufs) {
+  boost::system::error_code ec;
+  const std::size_t n = s.write_now(bufs, ec);
+  return {ec, n};
+}
+template <class Buffers>
+WriteResult write_now(beast::ssl_stream<net::TimedSocket>&, const Buffers&) {
+  return {};
+}
+// All written, or failed: nothing left to write.
+template <class Buffers>
+bool write_ended(const WriteResult& r, const Buffers& bufs) {
+  return std::get<0>(r) || std::get<1>(r) == asio::buffer_size(bufs);
+}
+template <class Stream, class Buffers>
+awaitable<WriteResult> write_rest(Stream& s, const Buffers& bufs, std::size_t done) {
+  beast::buffers_suffix<Buffers> rest(bufs);
+  rest.consume(done);
+  auto [ec, n] = co_await asio::async_write(s, rest, kTuple);
+  co_return WriteResult{ec, done + n};
+}
+
 // Copies a message body from `in` (parsed by `p`) to `out` as it arrives: each read is written
 // before the next, so nothing is held back (SSE events go out at once). `head`, when not empty,
 // leaves with the first bytes of the body: one write for a small answer, head and body.
@@ -614,7 +648,9 @@ awaitable<RelayResult> relay_body(In& in, beast::flat_buffer& inbuf,
       hb->writing = true;
     }
     arm(out, o.write_timeout, o.deadline);
-    auto [wec, wn] = co_await asio::async_write(out, bufs, kTuple);
+    auto written = write_now(out, bufs);
+    if (!write_ended(written, bufs)) written = co_await write_rest(out, bufs, std::get<1>(written));
+    const auto [wec, wn] = written;
     if (o.written) *o.written += wn;
     head = {};
     if (hb) {
@@ -1997,14 +2033,16 @@ struct Gateway::Impl {
         // Head and body in one write.
         const std::array<asio::const_buffer, 2> bufs{asio::buffer(x.upstream_head.value),
                                                      asio::buffer(x.message)};
-        auto [ec, n] = co_await asio::async_write(*upstream, bufs, kTuple);
-        (void)n;
-        wec = ec;
+        auto written = write_now(*upstream, bufs);
+        if (!write_ended(written, bufs))
+          written = co_await write_rest(*upstream, bufs, std::get<1>(written));
+        wec = std::get<0>(written);
       } else {
-        auto [ec, n] =
-            co_await asio::async_write(*upstream, asio::buffer(x.upstream_head.value), kTuple);
-        (void)n;
-        wec = ec;
+        const auto bufs = asio::buffer(x.upstream_head.value);
+        auto written = write_now(*upstream, bufs);
+        if (!write_ended(written, bufs))
+          written = co_await write_rest(*upstream, bufs, std::get<1>(written));
+        wec = std::get<0>(written);
         if (!wec && x.request_has_body) {
           if (x.owe_continue && !co_await send_continue(client, x)) {
             upstream.reset();
@@ -2279,7 +2317,10 @@ struct Gateway::Impl {
           asio::buffer(a.head),
           asio::buffer(a.ubuf.data().data(), static_cast<std::size_t>(*length))};
       arm(client, limits.idle_timeout, a.deadline);
-      auto [wec, wn] = co_await asio::async_write(client, bufs, kTuple);
+      auto written = write_now(client, bufs);
+      if (!write_ended(written, bufs))
+        written = co_await write_rest(client, bufs, std::get<1>(written));
+      const auto [wec, wn] = written;
       rec.bytes_out += wn;
       log_exchange(w, rec);
       if (wec) co_return After::kClose;

@@ -140,7 +140,7 @@ class FakeUpstream:
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
-                    piece = b"x" * 65536
+                    piece = bytes(range(256)) * 256  # byte i of the body is i % 256
                     for _ in range(total // len(piece)):
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     self.wfile.write(b"0\r\n\r\n")
