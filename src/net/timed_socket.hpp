@@ -103,9 +103,10 @@ class TimedSocket {
 
   // Writes what the kernel takes at once, without an asynchronous operation: Asio queues the
   // completion of even a write that went through at once for a later turn of its loop (about
-  // 1,700 instructions a write, by callgrind). Returns the bytes written — all of them, mostly, for an answer or a
-  // request head; fewer (even 0) when the socket is full, which is no error: the caller writes
-  // the rest with async_write. ec: a failure, or timeout once the deadline has passed.
+  // 1,700 instructions a write, by callgrind). Returns the bytes written — all of them, mostly,
+  // for an answer or a request head; fewer (even 0) when the socket is full, which is no error:
+  // the caller writes the rest with async_write. ec: a failure, or timeout once the deadline
+  // has passed.
   template <class Buffers>
   std::size_t write_now(const Buffers& buffers, boost::system::error_code& ec) {
     ec = {};

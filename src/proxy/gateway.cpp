@@ -1656,9 +1656,9 @@ struct Gateway::Impl {
     // The answer's head is parsed in place here (into w.answer_head): good until the next read
     // from the upstream or the next suspension. Moved into the answer when there is one.
     Spare<beast::flat_buffer> ubuf;
-    bool got_some = false;  // bytes of an answer came (a failure then is a bad response)
-    Ending ending = Ending::kRelay;
-    bool keep = false;  // the client connection stays open after
+    bool got_some = false;            // bytes of an answer came (a failure then is a bad response)
+    Ending ending = Ending::kSilent;  // until a step says how (a path that forgets closes)
+    bool keep = false;                // the client connection stays open after
     std::string_view reply_message;
     int failure = 0;
     std::optional<policy::LocalResponse> local;
@@ -1724,7 +1724,7 @@ struct Gateway::Impl {
       make_upstream_head(x);
       on = co_await forward(client, x);
     }
-    if (on) on = answer_ready(x, answer);
+    if (on) answer_ready(x, answer);
     switch (x.ending) {
       case Ending::kRelay:
         co_return x.keep;
@@ -2297,6 +2297,7 @@ struct Gateway::Impl {
     ans.chunked_in = chunked_in;
     ans.length_in = length_in;
     x.keep = keep;
+    x.ending = Ending::kRelay;
     return true;
   }
 
