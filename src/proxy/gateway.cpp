@@ -490,21 +490,15 @@ void append_answer_head(std::string& out, unsigned version, unsigned status,
 // net::TimedSocket::write_now); a TLS stream takes nothing this way. Then write_rest, for what
 // is left: a coroutine (and Asio's operation) only when there is a rest.
 using WriteResult = std::tuple<boost::system::error_code, std::size_t>;
-template <class Buffers>
-WriteResult write_now(net::TimedSocket& s, const Buffers& bufs) {
-  boost::system::error_code ec;
-  const std::size_t n = s.write_now(bufs, ec);
-  return {ec, n};
-}
-template <class Buffers>
-WriteResult write_now(net::UpstreamConn& s, const Buffers& bufs) {
-  boost::system::error_code ec;
-  const std::size_t n = s.write_now(bufs, ec);
-  return {ec, n};
-}
-template <class Buffers>
-WriteResult write_now(beast::ssl_stream<net::TimedSocket>&, const Buffers&) {
-  return {};
+template <class Stream, class Buffers>
+WriteResult write_now(Stream& s, const Buffers& bufs) {
+  if constexpr (std::is_same_v<Stream, beast::ssl_stream<net::TimedSocket>>) {
+    return {};
+  } else {  // net::TimedSocket, net::UpstreamConn
+    boost::system::error_code ec;
+    const std::size_t n = s.write_now(bufs, ec);
+    return {ec, n};
+  }
 }
 // All written, or failed: nothing left to write.
 template <class Buffers>
